@@ -1,0 +1,115 @@
+//! What goes in (refresh outcomes) and what comes out (admissions, verdicts, commands,
+//! events) of the session.
+
+use crate::credential::Attempt;
+use crate::error::{Error, LogoutReason, RefreshError};
+use crate::ids::{Generation, RefreshId, WaiterId};
+use crate::token::{RefreshToken, StoredTokens, TokenSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The synchronous answer to [`Session::begin_request`](crate::Session::begin_request).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use]
+pub enum Admission {
+    /// Send now with this attempt's credential.
+    Send(Attempt),
+    /// Wait: a refresh is needed or under way. The waiter is resolved later by exactly one
+    /// [`Command::Resume`] or [`Command::Fail`].
+    Wait(WaiterId),
+    /// The request's origin is not on the allow-list: send it without any credential.
+    Anonymous,
+    /// Do not send.
+    Reject(Error),
+}
+
+/// The answer to [`Session::handle_response`](crate::Session::handle_response).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use]
+pub enum Verdict {
+    /// Hand the response to the caller.
+    Done,
+    /// The 401 was for an older token: send the request again, now, with this attempt.
+    Replay(Attempt),
+    /// Wait for the refresh, then replay with the attempt from [`Command::Resume`].
+    Wait(WaiterId),
+    /// Fail the request with this error (e.g. a replay got 401 again).
+    Fail(Error),
+}
+
+/// The result of a refresh, reported with
+/// [`Session::handle_refresh`](crate::Session::handle_refresh).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RefreshOutcome {
+    /// New tokens. A set without a refresh token keeps the old one.
+    Success(TokenSet),
+    /// The refresh failed; [`RefreshError::is_permanent`] decides between backoff and
+    /// logout.
+    Failed(RefreshError),
+}
+
+/// Work for the caller, drained with [`Session::poll_command`](crate::Session::poll_command).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Command {
+    /// Run refresh `id` and report its outcome with the same id. `refresh_token` is `None`
+    /// for grants that need none (see
+    /// [`Config::requires_refresh_token`](crate::Config::requires_refresh_token)).
+    StartRefresh {
+        /// The id to report the outcome with.
+        id: RefreshId,
+        /// The refresh token to present.
+        refresh_token: Option<RefreshToken>,
+    },
+    /// Waiter `waiter` may go: send (or replay) the request with `attempt`.
+    Resume {
+        /// The waiter.
+        waiter: WaiterId,
+        /// The attempt to send.
+        attempt: Attempt,
+    },
+    /// Waiter `waiter` failed with `error`.
+    Fail {
+        /// The waiter.
+        waiter: WaiterId,
+        /// Why.
+        error: Error,
+    },
+    /// Save these tokens (they replace whatever the store holds). Emitted before any
+    /// waiter resumes with them.
+    Persist(Box<StoredTokens>),
+    /// Delete the stored tokens: the session is logged out.
+    Forget,
+    /// Tell the application something happened.
+    Event(Event),
+}
+
+/// Something an application may want to show or log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A refresh succeeded; requests now use `generation`.
+    Refreshed {
+        /// The new token generation.
+        generation: Generation,
+        /// When the new access token expires, if known.
+        expires_at: Option<Instant>,
+    },
+    /// A refresh failed transiently. The session is kept.
+    RefreshFailed {
+        /// What went wrong.
+        error: Arc<RefreshError>,
+        /// Consecutive failures so far in this episode.
+        attempt: u32,
+        /// When the next try is scheduled; `None` if attempts are exhausted.
+        retry_at: Option<Instant>,
+    },
+    /// The session is logged out: show the login screen.
+    LoggedOut {
+        /// Why.
+        reason: LogoutReason,
+    },
+}

@@ -1,0 +1,148 @@
+//! Session configuration. Every default is overridable; see the field docs for why each
+//! default is what it is.
+
+use crate::origin::Origin;
+use http::{HeaderMap, StatusCode};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the session behaves. Build with [`Config::new`], then adjust the public fields.
+///
+/// ```
+/// use reauth_core::{Config, Origin};
+/// use std::time::Duration;
+///
+/// let mut config = Config::new(Origin::parse("https://api.example.com").unwrap());
+/// config.leeway = Duration::from_secs(30);
+/// config.allowed_origins.push(Origin::parse("https://files.example.com").unwrap());
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Origins that may receive the access token. Default: only the API origin given to
+    /// [`Config::new`]. A request to any other origin is sent without a credential.
+    pub allowed_origins: Vec<Origin>,
+    /// Requests stop using a token this long before its expiry and wait for a refresh
+    /// instead, so a token never dies in flight. Default 10 s (covers network latency and
+    /// modest clock drift; the server's 401 always wins anyway).
+    pub leeway: Duration,
+    /// Before the leeway, a background refresh starts this early while requests keep using
+    /// the current token. Default 60 s: one refresh round trip fits many times over.
+    pub refresh_window: Duration,
+    /// A refresh that has not answered by then counts as a transient failure. Default 30 s.
+    pub refresh_timeout: Duration,
+    /// A queued request fails with [`Error::Timeout`](crate::Error::Timeout) after this
+    /// long. Default 60 s: long enough to ride out a few backoffs, short enough that no
+    /// caller waits forever.
+    pub waiter_timeout: Duration,
+    /// Retry schedule for transient refresh failures.
+    pub backoff: Backoff,
+    /// What exhausted attempts mean. Default: keep the session.
+    pub on_exhausted: OnExhausted,
+    /// If true (the default), a refresh needs a refresh token; without one an expired
+    /// session is logged out. Set false for grants that need none (client credentials):
+    /// the first request then acquires a token.
+    pub requires_refresh_token: bool,
+    /// Which responses mean "the token is bad, refresh it". Default: RFC 6750.
+    pub trigger: RefreshTrigger,
+    /// Seed of the backoff jitter. Adapters seed it randomly so that many clients do not
+    /// retry in lockstep; tests fix it for determinism.
+    pub seed: u64,
+}
+
+impl Config {
+    /// The defaults, allowing the token only at `api_origin`.
+    pub fn new(api_origin: Origin) -> Self {
+        Self {
+            allowed_origins: vec![api_origin],
+            leeway: Duration::from_secs(10),
+            refresh_window: Duration::from_secs(60),
+            refresh_timeout: Duration::from_secs(30),
+            waiter_timeout: Duration::from_secs(60),
+            backoff: Backoff::default(),
+            on_exhausted: OnExhausted::KeepSession,
+            requires_refresh_token: true,
+            trigger: RefreshTrigger::default(),
+            seed: 0x5EED_0F_0A07_u64,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: the n-th retry waits a uniformly random time in
+/// `[0, min(cap, base * 2^n))`, but never less than the server's `Retry-After`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Backoff {
+    /// First retry's upper bound. Default 250 ms.
+    pub base: Duration,
+    /// Largest upper bound. Default 30 s.
+    pub cap: Duration,
+    /// Refresh tries per episode, the first included. Default 5; at least 1 is made.
+    pub max_attempts: u32,
+    /// Largest `Retry-After` honoured; longer requests are cut to this. Default 5 min.
+    pub max_retry_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(30),
+            max_attempts: 5,
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What happens when transient failures exhaust the refresh attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnExhausted {
+    /// Keep the tokens, fail the current waiters with a transient error, and let the next
+    /// request start a new refresh. An outage must not log users out.
+    #[default]
+    KeepSession,
+    /// Log the session out.
+    LogOut,
+}
+
+/// Decides whether a response means the access token is no longer good.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum RefreshTrigger {
+    /// RFC 6750: a 401 refreshes unless its `Bearer` challenge rules it out (e.g.
+    /// `insufficient_scope`); a 403 never refreshes.
+    #[default]
+    Rfc6750,
+    /// Any of these statuses refreshes, whatever the headers say.
+    Statuses(Vec<StatusCode>),
+    /// A predicate over status and headers, for APIs that signal expiry their own way.
+    Custom(Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>),
+}
+
+impl RefreshTrigger {
+    /// A trigger from a predicate.
+    pub fn custom(f: impl Fn(StatusCode, &HeaderMap) -> bool + Send + Sync + 'static) -> Self {
+        Self::Custom(Arc::new(f))
+    }
+
+    /// True if this response should refresh the token.
+    pub fn fires(&self, status: StatusCode, headers: &HeaderMap) -> bool {
+        match self {
+            Self::Rfc6750 => crate::challenge::should_refresh(status, headers),
+            Self::Statuses(list) => list.contains(&status),
+            Self::Custom(f) => f(status, headers),
+        }
+    }
+}
+
+impl fmt::Debug for RefreshTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rfc6750 => f.write_str("Rfc6750"),
+            Self::Statuses(s) => f.debug_tuple("Statuses").field(s).finish(),
+            Self::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
