@@ -64,7 +64,7 @@ impl Config {
             on_exhausted: OnExhausted::KeepSession,
             requires_refresh_token: true,
             trigger: RefreshTrigger::default(),
-            seed: 0x5EED_0F_0A07_u64,
+            seed: 0x5EED_F00D_u64,
         }
     }
 }
@@ -107,6 +107,9 @@ pub enum OnExhausted {
     LogOut,
 }
 
+/// A predicate over a response's status and headers.
+pub type TriggerFn = Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>;
+
 /// Decides whether a response means the access token is no longer good.
 #[derive(Clone, Default)]
 #[non_exhaustive]
@@ -118,7 +121,7 @@ pub enum RefreshTrigger {
     /// Any of these statuses refreshes, whatever the headers say.
     Statuses(Vec<StatusCode>),
     /// A predicate over status and headers, for APIs that signal expiry their own way.
-    Custom(Arc<dyn Fn(StatusCode, &HeaderMap) -> bool + Send + Sync>),
+    Custom(TriggerFn),
 }
 
 impl RefreshTrigger {

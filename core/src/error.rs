@@ -189,7 +189,9 @@ mod tests {
         );
         let w = Error::LoggedOut(LogoutReason::RefreshRejected(Arc::new(e)));
         assert!(w.is_permanent());
-        assert!(w.to_string().starts_with("logged out: the refresh was rejected"));
+        assert!(w
+            .to_string()
+            .starts_with("logged out: the refresh was rejected"));
         let t = Error::RefreshFailed(Arc::new(
             RefreshError::transient(RefreshErrorKind::Status { status: 503 })
                 .with_retry_after(Duration::from_secs(7)),

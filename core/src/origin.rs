@@ -164,7 +164,9 @@ mod tests {
 
     #[test]
     fn loopback() {
-        assert!(Origin::parse("http://127.0.0.1:8080").unwrap().is_loopback());
+        assert!(Origin::parse("http://127.0.0.1:8080")
+            .unwrap()
+            .is_loopback());
         assert!(Origin::parse("http://[::1]:8080").unwrap().is_loopback());
         assert!(Origin::parse("http://localhost").unwrap().is_loopback());
         assert!(!Origin::parse("http://example.com").unwrap().is_loopback());

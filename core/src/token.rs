@@ -203,9 +203,7 @@ impl StoredTokens {
         TokenSet {
             access_token: self.access_token.clone(),
             refresh_token: self.refresh_token.clone(),
-            expires_in: self
-                .expires_at
-                .map(|at| at.saturating_duration_since(now)),
+            expires_in: self.expires_at.map(|at| at.saturating_duration_since(now)),
             scope: self.scope.clone(),
         }
     }

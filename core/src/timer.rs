@@ -1,0 +1,76 @@
+//! The session's timers: a tiny table walked by `handle_timeout`.
+
+use std::time::Instant;
+
+/// Every deadline the session can have, besides the waiters' own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Timer {
+    /// The refresh in flight counts as failed.
+    RefreshTimeout,
+    /// The next refresh try after a transient failure.
+    Backoff,
+    /// The token enters its stale window: start a background refresh.
+    StaleWindow,
+    /// The token is too close to expiry to send: requests wait for a refresh.
+    Expiry,
+}
+
+const ALL: [Timer; 4] = [
+    Timer::RefreshTimeout,
+    Timer::Backoff,
+    Timer::StaleWindow,
+    Timer::Expiry,
+];
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TimerTable {
+    at: [Option<Instant>; 4],
+}
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
+        self.at[timer as usize] = Some(at);
+    }
+
+    pub(crate) fn stop(&mut self, timer: Timer) {
+        self.at[timer as usize] = None;
+    }
+
+    pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
+        self.at[timer as usize]
+    }
+
+    pub(crate) fn stop_all(&mut self) {
+        self.at = [None; 4];
+    }
+
+    /// The earliest timer and its deadline.
+    pub(crate) fn next(&self) -> Option<(Timer, Instant)> {
+        ALL.iter()
+            .filter_map(|&t| self.get(t).map(|at| (t, at)))
+            .min_by_key(|&(_, at)| at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn next_is_the_earliest() {
+        let t0 = Instant::now();
+        let mut t = TimerTable::default();
+        assert_eq!(t.next(), None);
+        t.set(Timer::Expiry, t0 + Duration::from_secs(9));
+        t.set(Timer::Backoff, t0 + Duration::from_secs(3));
+        assert_eq!(
+            t.next(),
+            Some((Timer::Backoff, t0 + Duration::from_secs(3)))
+        );
+        t.stop(Timer::Backoff);
+        assert_eq!(t.next(), Some((Timer::Expiry, t0 + Duration::from_secs(9))));
+        t.stop_all();
+        assert_eq!(t.next(), None);
+    }
+}
