@@ -21,7 +21,7 @@ struct Fixture {
 
 fn fixture(phase: Phase) -> Fixture {
     let mut sim = Sim::new(config());
-    let mut fx = |sim: Sim| Fixture {
+    let fx = |sim: Sim| Fixture {
         sim,
         current: None,
         stale: None,
