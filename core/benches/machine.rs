@@ -1,12 +1,13 @@
 //! Core benchmarks: the fast path against the tutorials' pattern, and a storm of waiters
 //! queued behind one refresh. Run with `cargo bench -p reauth-core --bench machine`.
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use reauth_core::{
     AccessToken, Admission, Command, Config, Origin, RefreshOutcome, RefreshToken, Session,
     TokenSet, Verdict,
 };
+use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
