@@ -1,0 +1,195 @@
+//! Refresh protocols: how to ask for new tokens and how to read the answer, without I/O.
+//!
+//! An adapter holds an `Arc<dyn RefreshProtocol>`. On
+//! [`Command::StartRefresh`](crate::Command::StartRefresh) it calls
+//! [`RefreshProtocol::build_request`], sends the request, reads at most
+//! [`RefreshProtocol::max_response_bytes`]` + 1` bytes of the body, and reports
+//! [`RefreshProtocol::parse_response`]'s outcome to the session. A network failure is
+//! reported as `RefreshError::transient(RefreshErrorKind::Network)`.
+//!
+//! Implemented here: [`OAuth2Grant`] (RFC 6749 `refresh_token` and `client_credentials`)
+//! and [`JsonRefreshProtocol`] (a `POST {"refreshToken": …}` API).
+
+mod json;
+
+pub use json::JsonRefreshProtocol;
+
+use crate::command::RefreshOutcome;
+use crate::error::{RefreshError, RefreshErrorKind};
+use crate::oauth2::{parse_token_response, TokenEndpoint, MAX_TOKEN_RESPONSE_BYTES};
+use crate::token::RefreshToken;
+use http::{HeaderMap, Request, StatusCode};
+use std::time::SystemTime;
+
+/// A way to obtain fresh tokens over HTTP, as pure functions: the adapter does the I/O.
+///
+/// Implementations must not panic on any response, must treat only a definitive
+/// rejection of the credentials as permanent (a permanent failure logs the user out and
+/// deletes the stored tokens), and must never put token text in errors.
+///
+/// ```
+/// use http::{HeaderMap, Request, StatusCode};
+/// use reauth_core::{RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken};
+/// use std::time::SystemTime;
+///
+/// /// A made-up API: `POST /renew` with the refresh token as the body, the access token back.
+/// struct Renew;
+///
+/// impl RefreshProtocol for Renew {
+///     fn build_request(&self, refresh_token: Option<&RefreshToken>)
+///         -> Result<Request<Vec<u8>>, RefreshError> {
+///         let token = refresh_token.ok_or_else(|| RefreshError::permanent(RefreshErrorKind::Other))?;
+///         Request::post("https://api.example.com/renew")
+///             .body(token.secret().as_bytes().to_vec())
+///             .map_err(|_| RefreshError::permanent(RefreshErrorKind::Other))
+///     }
+///
+///     fn parse_response(&self, status: StatusCode, _: &HeaderMap, body: &[u8], _: SystemTime)
+///         -> RefreshOutcome {
+///         let token = std::str::from_utf8(body).ok()
+///             .and_then(|text| reauth_core::AccessToken::new(text).ok());
+///         match (status.as_u16(), token) {
+///             (200, Some(token)) => RefreshOutcome::Success(reauth_core::TokenSet::new(token)),
+///             (401, _) => RefreshOutcome::Failed(RefreshError::permanent(
+///                 RefreshErrorKind::Status { status: 401 },
+///             )),
+///             _ => RefreshOutcome::Failed(RefreshError::transient(RefreshErrorKind::Malformed)),
+///         }
+///     }
+/// }
+///
+/// let request = Renew.build_request(Some(&RefreshToken::new("r1")?))?;
+/// assert_eq!(request.body(), b"r1");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait RefreshProtocol: Send + Sync {
+    /// The request that exchanges `refresh_token` for new tokens. `refresh_token` is
+    /// `None` when the session holds none (e.g. client credentials). The body may hold
+    /// secrets: never `Debug`-print the request.
+    fn build_request(
+        &self,
+        refresh_token: Option<&RefreshToken>,
+    ) -> Result<Request<Vec<u8>>, RefreshError>;
+
+    /// Turns the response into an outcome. `body` holds at most
+    /// `max_response_bytes() + 1` bytes; `now` is the caller's wall clock, for HTTP-date
+    /// `Retry-After` values.
+    fn parse_response(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> RefreshOutcome;
+
+    /// The largest response body this protocol parses. Default:
+    /// [`MAX_TOKEN_RESPONSE_BYTES`].
+    fn max_response_bytes(&self) -> usize {
+        MAX_TOKEN_RESPONSE_BYTES
+    }
+
+    /// True if [`build_request`](Self::build_request) needs a refresh token; mirrors
+    /// [`Config::requires_refresh_token`](crate::Config::requires_refresh_token).
+    /// Default: true.
+    fn requires_refresh_token(&self) -> bool {
+        true
+    }
+}
+
+/// The OAuth2 grant used to refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantKind {
+    /// `grant_type=refresh_token` (RFC 6749 section 6).
+    RefreshToken,
+    /// `grant_type=client_credentials` (RFC 6749 section 4.4): needs no refresh token.
+    ClientCredentials,
+}
+
+/// An RFC 6749 token endpoint used as a [`RefreshProtocol`].
+///
+/// ```
+/// use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
+/// use reauth_core::protocol::OAuth2Grant;
+/// use reauth_core::RefreshProtocol;
+/// use std::sync::Arc;
+///
+/// let endpoint = TokenEndpoint::new(
+///     "https://auth.example.com/token".parse()?,
+///     ClientAuth::secret_basic("service-a", ClientSecret::new("s3cr3t")),
+/// )?;
+/// let protocol: Arc<dyn RefreshProtocol> = Arc::new(OAuth2Grant::client_credentials(endpoint));
+/// assert!(!protocol.requires_refresh_token());
+/// assert_eq!(protocol.build_request(None)?.body(), b"grant_type=client_credentials");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct OAuth2Grant {
+    endpoint: TokenEndpoint,
+    kind: GrantKind,
+}
+
+impl OAuth2Grant {
+    /// Refreshes with the `refresh_token` grant.
+    pub fn refresh_token(endpoint: TokenEndpoint) -> Self {
+        Self {
+            endpoint,
+            kind: GrantKind::RefreshToken,
+        }
+    }
+
+    /// Acquires tokens with the `client_credentials` grant.
+    pub fn client_credentials(endpoint: TokenEndpoint) -> Self {
+        Self {
+            endpoint,
+            kind: GrantKind::ClientCredentials,
+        }
+    }
+
+    /// The token endpoint.
+    pub fn endpoint(&self) -> &TokenEndpoint {
+        &self.endpoint
+    }
+
+    /// The grant.
+    pub fn kind(&self) -> GrantKind {
+        self.kind
+    }
+}
+
+impl RefreshProtocol for OAuth2Grant {
+    /// For the `refresh_token` grant, a missing refresh token is a permanent
+    /// [`RefreshErrorKind::Other`] error (the session cannot refresh without one). The
+    /// `client_credentials` grant ignores the refresh token.
+    fn build_request(
+        &self,
+        refresh_token: Option<&RefreshToken>,
+    ) -> Result<Request<Vec<u8>>, RefreshError> {
+        match self.kind {
+            GrantKind::RefreshToken => refresh_token
+                .map(|t| self.endpoint.refresh_token_request(t))
+                .ok_or_else(missing_refresh_token),
+            GrantKind::ClientCredentials => Ok(self.endpoint.client_credentials_request()),
+        }
+    }
+
+    /// See [`parse_token_response`].
+    fn parse_response(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> RefreshOutcome {
+        parse_token_response(status, headers, body, now)
+    }
+
+    fn requires_refresh_token(&self) -> bool {
+        self.kind == GrantKind::RefreshToken
+    }
+}
+
+pub(crate) fn missing_refresh_token() -> RefreshError {
+    RefreshError::permanent(RefreshErrorKind::Other)
+        .with_detail("the session holds no refresh token to refresh with")
+}
