@@ -57,7 +57,7 @@ async fn run(config: ServerConfig, faults: Vec<Fault>) -> ExitCode {
         server.push_fault(*fault);
     }
     print_quickstart(&server, &faults);
-    let _ = tokio::signal::ctrl_c().await;
+    stop_requested().await;
     let stats = server.stats();
     println!(
         "\nshutting down: {} token calls ({} ok), {} API calls, {} reuse detections",
@@ -139,6 +139,22 @@ fn print_quickstart(server: &TestServer, faults: &[Fault]) {
     }
     println!();
     println!("Ctrl-C to stop.");
+}
+
+/// Ctrl-C, or SIGTERM on Unix (what `kill` and process supervisors send).
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `Ok(None)` means `--help`.

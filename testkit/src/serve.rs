@@ -49,6 +49,7 @@ pub(crate) fn spawn_accept_loop<S>(
     service: S,
     shutdown: ShutdownSignal,
     http2_max_concurrent_streams: u32,
+    on_accept: impl Fn() + Send + 'static,
 ) -> JoinHandle<()>
 where
     S: hyper::service::Service<Request<Incoming>, Response = respond::Resp, Error = Abort>
@@ -74,6 +75,7 @@ where
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        on_accept();
                         let _ = stream.set_nodelay(true);
                         let builder = builder.clone();
                         let service = service.clone();

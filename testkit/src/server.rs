@@ -57,9 +57,16 @@ impl TestServer {
             format!("http://{leak_addr}"),
             signal.clone(),
         ));
+        let counted = shared.clone();
         let tasks = vec![
-            spawn_accept_loop(main, MainService(shared.clone()), signal.clone(), streams),
-            spawn_accept_loop(leak, LeakService(shared.clone()), signal, streams),
+            spawn_accept_loop(
+                main,
+                MainService(shared.clone()),
+                signal.clone(),
+                streams,
+                move || counted.stats.connection(),
+            ),
+            spawn_accept_loop(leak, LeakService(shared.clone()), signal, streams, || {}),
         ];
         Ok(TestServer {
             addr,

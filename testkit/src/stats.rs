@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
+    /// TCP connections accepted by the main listener (HTTP/2 multiplexes many requests
+    /// over one).
+    pub connections_accepted: u64,
     /// Calls to either token endpoint (`/oauth/token` and `/auth/refresh`).
     pub token_calls: u64,
     /// Calls to `/oauth/token`.
@@ -97,6 +100,10 @@ impl Recorder {
     fn lock(&self) -> MutexGuard<'_, Counters> {
         // A poisoned lock only means a panic elsewhere; the counters are still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn connection(&self) {
+        self.lock().snapshot.connections_accepted += 1;
     }
 
     pub(crate) fn token_call(&self, json_endpoint: bool) {
