@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p reauth-testkit -- --port 8080
 //! ```
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::time::Duration;

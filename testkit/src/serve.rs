@@ -61,10 +61,14 @@ where
 {
     let mut builder = auto::Builder::new(ShutdownExecutor(shutdown.clone()));
     builder.http1().timer(TokioTimer::new());
+    // Tests cancel thousands of requests at once; on the internet that pattern looks like
+    // a reset flood and hyper would answer GOAWAY. Here it is the point, so allow it.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(http2_max_concurrent_streams);
+        .max_concurrent_streams(http2_max_concurrent_streams)
+        .max_pending_accept_reset_streams(http2_max_concurrent_streams as usize)
+        .max_local_error_reset_streams(None);
     let builder = Arc::new(builder);
     tokio::spawn(async move {
         let mut connections = JoinSet::new();

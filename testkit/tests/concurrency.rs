@@ -61,3 +61,33 @@ async fn ten_thousand_concurrent_requests_over_h2c() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_thousands_of_hung_refreshes_leaks_nothing() {
+    bounded(async {
+        const HUNG: usize = 2_000;
+        let server = server().await;
+        let client = h2();
+        server.push_faults(reauth_testkit::Fault::Hang, HUNG);
+        let pending: Vec<_> = (0..HUNG)
+            .map(|_| {
+                tokio::spawn(
+                    token_request(&client, &server, "grant_type=client_credentials").send(),
+                )
+            })
+            .collect();
+        eventually(|| server.stats().hangs_in_flight == HUNG as u64).await;
+        for p in &pending {
+            p.abort();
+        }
+        eventually(|| server.stats().hangs_in_flight == 0).await;
+        // The same client (and connection) still gets answers.
+        let resp = token_request(&client, &server, "grant_type=client_credentials")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        server.shutdown().await;
+    })
+    .await
+}

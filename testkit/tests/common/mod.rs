@@ -16,13 +16,13 @@ pub async fn bounded<F: Future>(f: F) -> F::Output {
 }
 
 /// Polls `cond` until it holds (for effects with no event to wait on, like a peer
-/// noticing a closed socket), failing after 5 s.
+/// noticing a closed socket), failing after 20 s.
 pub async fn eventually(mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !cond() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "condition not reached in 5 s"
+            "condition not reached in 20 s"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
