@@ -1,0 +1,96 @@
+//! `reauth-testkit`: a real OAuth2 token endpoint and protected API on loopback, with
+//! fault injection, for testing HTTP clients that refresh tokens.
+//!
+//! [`TestServer::start`] binds `127.0.0.1` (never anything else) and serves, on one port,
+//! HTTP/1.1 and HTTP/2 cleartext with prior knowledge (h2c):
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `POST /oauth/token` | RFC 6749 token endpoint: `refresh_token` (§6) and `client_credentials` (§4.4) grants; client auth by HTTP Basic or form fields; refresh-token rotation with reuse detection (RFC 9700 §4.14.2) |
+//! | `POST /auth/refresh` | custom JSON refresh: `{"refreshToken": ...}` → `{"accessToken": ..., "refreshToken": ...}`; 401 `{"error":"invalid_refresh_token"}` |
+//! | `GET /api/items/{id}` | a JSON item; needs a valid bearer token |
+//! | `POST /api/echo` | echoes the request body and content type |
+//! | `GET /api/scoped` | needs scope `admin`, else 403 `insufficient_scope` |
+//! | `GET /api/redirect?to=/path` | 307 to the *leak listener* (another origin) |
+//!
+//! Bearer failures follow RFC 6750: no token → 401 `WWW-Authenticate: Bearer
+//! realm="reauth-testkit"`; unknown, expired or revoked → 401 with
+//! `error="invalid_token"`. A second listener ([`TestServer::leak_url`]) answers 200 to
+//! anything and records each `Authorization` header it gets, so tests can prove that a
+//! token never follows a cross-origin redirect.
+//!
+//! Tests steer the server through the handle: [`TestServer::issue_tokens`] logs a user
+//! in, [`TestServer::expire_access_tokens`] and [`TestServer::revoke_family`] kill tokens,
+//! [`TestServer::push_fault`] queues [`Fault`]s for the next token-endpoint calls, and
+//! [`TestServer::stats`] reports what the server saw.
+//!
+//! ```
+//! use reauth_testkit::{Fault, ServerConfig, TestServer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! let server = TestServer::start(ServerConfig::default()).await?;
+//! let login = server.issue_tokens();
+//! let client = reqwest::Client::builder().no_proxy().build().unwrap();
+//!
+//! // The access token works...
+//! let item = client
+//!     .get(server.api_url("items/1"))
+//!     .bearer_auth(&login.access_token)
+//!     .send()
+//!     .await
+//!     .unwrap();
+//! assert_eq!(item.status(), 200);
+//!
+//! // ...until the server expires it.
+//! server.expire_access_tokens();
+//! let denied = client
+//!     .get(server.api_url("items/1"))
+//!     .bearer_auth(&login.access_token)
+//!     .send()
+//!     .await
+//!     .unwrap();
+//! assert_eq!(denied.status(), 401);
+//!
+//! // The next refresh fails with a 503, the one after that succeeds.
+//! server.push_fault(Fault::Unavailable { retry_after: None });
+//! let refresh = || {
+//!     client
+//!         .post(server.token_url())
+//!         .basic_auth("reauth-test", Some("s3cret"))
+//!         .header("content-type", "application/x-www-form-urlencoded")
+//!         .body(format!("grant_type=refresh_token&refresh_token={}", login.refresh_token))
+//!         .send()
+//! };
+//! assert_eq!(refresh().await.unwrap().status(), 503);
+//! assert_eq!(refresh().await.unwrap().status(), 200);
+//!
+//! let stats = server.stats();
+//! assert_eq!((stats.token_calls, stats.token_ok, stats.faults("unavailable")), (2, 1, 1));
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api;
+mod client_auth;
+mod config;
+mod fault;
+mod inject;
+mod leak;
+mod respond;
+mod serve;
+mod server;
+mod shutdown;
+mod state;
+mod stats;
+mod token_endpoint;
+mod tokens;
+
+pub use config::ServerConfig;
+pub use fault::{Fault, ParseFaultError, FAULT_NAMES};
+pub use server::TestServer;
+pub use stats::Stats;
+pub use tokens::{FamilyId, FamilyRef, IssuedTokens};

@@ -1,0 +1,54 @@
+//! State shared by the handle and every request handler.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::config::ServerConfig;
+use crate::fault::Fault;
+use crate::shutdown::ShutdownSignal;
+use crate::stats::Recorder;
+use crate::tokens::TokenStore;
+
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    tokens: Mutex<TokenStore>,
+    faults: Mutex<VecDeque<Fault>>,
+    pub(crate) stats: Recorder,
+    /// `http://127.0.0.1:PORT` of the leak listener, the redirect target.
+    pub(crate) leak_base: String,
+    pub(crate) shutdown: ShutdownSignal,
+}
+
+/// Locks a std mutex, shrugging off poisoning: the data stays consistent because no
+/// critical section here can panic half-way through an update that matters.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(config: ServerConfig, leak_base: String, shutdown: ShutdownSignal) -> Self {
+        Self {
+            config,
+            tokens: Mutex::default(),
+            faults: Mutex::default(),
+            stats: Recorder::default(),
+            leak_base,
+            shutdown,
+        }
+    }
+
+    /// The token store. Never hold the guard across an `.await`.
+    pub(crate) fn tokens(&self) -> MutexGuard<'_, TokenStore> {
+        lock(&self.tokens)
+    }
+
+    /// The fault queue. Never hold the guard across an `.await`.
+    pub(crate) fn faults(&self) -> MutexGuard<'_, VecDeque<Fault>> {
+        lock(&self.faults)
+    }
+
+    /// Takes the next queued fault, if any (FIFO, one per token-endpoint call).
+    pub(crate) fn next_fault(&self) -> Option<Fault> {
+        self.faults().pop_front()
+    }
+}
