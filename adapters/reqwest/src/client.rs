@@ -1,0 +1,301 @@
+//! The client wrapper: reqwest's API, with the session in front of every request.
+
+use crate::error::{BuildError, Error};
+use crate::middleware::AuthMiddleware;
+use crate::shared::{Parts, Shared, Transport};
+use crate::source::Source;
+use reauth_core::protocol::OAuth2Grant;
+use reauth_core::{
+    Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Session, Snapshot,
+    TokenSet, TokenStore,
+};
+use reqwest::{IntoUrl, Method, Request, Response};
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::sync::broadcast;
+
+/// A reqwest client that keeps itself authenticated. Cheap to clone: clones share one
+/// session, so any number of concurrent 401s across them cause exactly one refresh.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("session", &self.shared.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts building a client around `http` with the session `config`.
+    pub fn builder(http: reqwest::Client, config: Config) -> ClientBuilder {
+        ClientBuilder {
+            http,
+            config,
+            store: None,
+            source: None,
+            token_http: None,
+            allow_insecure_http: false,
+            seed: None,
+        }
+    }
+
+    /// A `GET` request.
+    pub fn get(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// A `POST` request.
+    pub fn post(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// A `PUT` request.
+    pub fn put(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// A `PATCH` request.
+    pub fn patch(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// A `DELETE` request.
+    pub fn delete(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    /// A `HEAD` request.
+    pub fn head(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+
+    /// A request with any method.
+    pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
+        RequestBuilder {
+            client: self.clone(),
+            inner: self.http.request(method, url),
+        }
+    }
+
+    /// Sends a request through the session. A request whose body cannot be cloned (a
+    /// stream) is authorized but never replayed: on a 401 the session refreshes for the
+    /// next call and this call returns the 401 response.
+    pub async fn execute(&self, request: Request) -> Result<Response, Error> {
+        self.shared
+            .run(request, &mut Direct(&self.http))
+            .await
+    }
+
+    /// Installs tokens from a login; queued requests resume with them.
+    pub fn login(&self, tokens: TokenSet) {
+        self.shared
+            .with_hub(|hub, now| hub.session_mut().login(now, tokens));
+    }
+
+    /// Logs out: queued requests fail, the store is cleared, nothing is sent with a token
+    /// until the next [`login`](Self::login).
+    pub fn logout(&self) {
+        self.shared.with_hub(|hub, now| hub.session_mut().logout(now));
+    }
+
+    /// The token state, without secrets.
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot()
+    }
+
+    /// Session events (refreshed, refresh failed, logged out), e.g. to show a login screen.
+    /// A slow receiver may miss events (it gets `Lagged`); the latest state is always in
+    /// [`snapshot`](Self::snapshot).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.shared.subscribe()
+    }
+
+    /// A `reqwest_middleware` middleware sharing this client's session.
+    pub fn middleware(&self) -> AuthMiddleware {
+        AuthMiddleware::new(self.shared.clone())
+    }
+
+    /// The wrapped reqwest client.
+    pub fn inner(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+struct Direct<'a>(&'a reqwest::Client);
+
+impl Transport for Direct<'_> {
+    fn send(&mut self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
+        let http = self.0.clone();
+        async move { Ok(http.execute(request).await?) }
+    }
+}
+
+/// Builds a [`Client`].
+#[must_use]
+pub struct ClientBuilder {
+    http: reqwest::Client,
+    config: Config,
+    store: Option<Arc<dyn TokenStore>>,
+    source: Option<Source>,
+    token_http: Option<reqwest::Client>,
+    allow_insecure_http: bool,
+    seed: Option<u64>,
+}
+
+impl ClientBuilder {
+    /// Refresh with an OAuth2 grant (`refresh_token` or `client_credentials`).
+    pub fn oauth2(self, grant: OAuth2Grant) -> Self {
+        self.protocol(grant)
+    }
+
+    /// Refresh with any HTTP refresh protocol, e.g.
+    /// [`JsonRefreshProtocol`](reauth_core::protocol::JsonRefreshProtocol).
+    pub fn protocol(mut self, protocol: impl RefreshProtocol + 'static) -> Self {
+        self.source = Some(Source::Protocol(Arc::new(protocol)));
+        self
+    }
+
+    /// Refresh with an async closure, for token sources that are not HTTP. It gets the
+    /// current refresh token (if any) and returns new tokens or a typed failure
+    /// ([`RefreshError::is_permanent`] decides between backoff and logout).
+    pub fn refresh_fn<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Option<RefreshToken>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<TokenSet, RefreshError>> + Send + 'static,
+    {
+        self.source = Some(Source::closure(f));
+        self
+    }
+
+    /// Where tokens are kept. Default: memory only. Tokens already in the store are loaded
+    /// at build time.
+    pub fn store(mut self, store: impl TokenStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The client used for the token endpoint. Default: a new reqwest client that follows
+    /// no redirects (a redirect must never carry a refresh token elsewhere).
+    pub fn token_client(mut self, http: reqwest::Client) -> Self {
+        self.token_http = Some(http);
+        self
+    }
+
+    /// Allow a plain `http://` refresh endpoint on a non-loopback host. Default: refused.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// Fixes the backoff jitter seed (for tests). Default: random per client, so many
+    /// clients do not retry in lockstep.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Builds the client. Must run inside a tokio runtime.
+    pub fn build(self) -> Result<Client, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let source = self.source.ok_or(BuildError::NoRefreshSource)?;
+        let mut config = self.config;
+        if let Some(requires) = source.requires_refresh_token() {
+            config.requires_refresh_token = requires;
+        }
+        config.seed = self
+            .seed
+            .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(Instant::now()));
+        let token_http = match self.token_http {
+            Some(c) => c,
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(BuildError::TokenClient)?,
+        };
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let saved = store.load()?;
+        let shared = Shared::start(Parts {
+            session: Session::new(config),
+            store,
+            source,
+            token_http,
+            runtime,
+            allow_insecure_http: self.allow_insecure_http,
+        });
+        if let Some(saved) = saved {
+            let tokens = saved.to_token_set(SystemTime::now());
+            shared.with_hub(|hub, now| hub.session_mut().login(now, tokens));
+        }
+        Ok(Client {
+            shared,
+            http: self.http,
+        })
+    }
+}
+
+/// A request being built, like `reqwest::RequestBuilder`; [`send`](Self::send) goes
+/// through the session.
+#[must_use]
+pub struct RequestBuilder {
+    client: Client,
+    inner: reqwest::RequestBuilder,
+}
+
+impl RequestBuilder {
+    /// Adds a header.
+    pub fn header<K, V>(mut self, key: K, value: V) -> Self
+    where
+        http::HeaderName: TryFrom<K>,
+        <http::HeaderName as TryFrom<K>>::Error: Into<http::Error>,
+        http::HeaderValue: TryFrom<V>,
+        <http::HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
+    {
+        self.inner = self.inner.header(key, value);
+        self
+    }
+
+    /// Adds headers.
+    pub fn headers(mut self, headers: http::HeaderMap) -> Self {
+        self.inner = self.inner.headers(headers);
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<reqwest::Body>) -> Self {
+        self.inner = self.inner.body(body);
+        self
+    }
+
+    /// Sets a per-request timeout.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.inner = self.inner.timeout(timeout);
+        self
+    }
+
+    /// Applies any other `reqwest::RequestBuilder` method (`json`, `query`, `form`, …
+    /// when those reqwest features are on).
+    pub fn with(mut self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        self.inner = f(self.inner);
+        self
+    }
+
+    /// Builds the request without sending it.
+    pub fn build(self) -> Result<Request, Error> {
+        Ok(self.inner.build()?)
+    }
+
+    /// Sends the request through the session.
+    pub async fn send(self) -> Result<Response, Error> {
+        let request = self.inner.build()?;
+        self.client.execute(request).await
+    }
+}

@@ -1,0 +1,68 @@
+//! The same behaviour as a `reqwest_middleware::Middleware`.
+
+use crate::error::Error;
+use crate::shared::{Shared, Transport};
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use std::future::Future;
+use std::sync::Arc;
+
+/// Attaches the session's credential and refreshes/replays on 401, inside a
+/// `reqwest_middleware` chain. Get one from [`Client::middleware`](crate::Client::middleware);
+/// it shares that client's session. Place it after retry middleware, so a retried request
+/// is authorized afresh each time.
+#[derive(Clone)]
+pub struct AuthMiddleware {
+    shared: Arc<Shared>,
+}
+
+impl AuthMiddleware {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+}
+
+impl std::fmt::Debug for AuthMiddleware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthMiddleware").finish_non_exhaustive()
+    }
+}
+
+struct Chain<'a, 'e> {
+    next: Next<'a>,
+    extensions: &'e mut Extensions,
+}
+
+impl Transport for Chain<'_, '_> {
+    fn send(&mut self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
+        let next = self.next.clone();
+        let extensions = &mut *self.extensions;
+        async move {
+            next.run(request, extensions).await.map_err(|e| match e {
+                reqwest_middleware::Error::Reqwest(e) => Error::Http(e),
+                other => Error::Middleware(other),
+            })
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for AuthMiddleware {
+    async fn handle(
+        &self,
+        req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let mut chain = Chain { next, extensions };
+        self.shared
+            .run(req, &mut chain)
+            .await
+            .map_err(|e| match e {
+                Error::Http(e) => reqwest_middleware::Error::Reqwest(e),
+                Error::Middleware(e) => e,
+                other => reqwest_middleware::Error::middleware(other),
+            })
+    }
+}
