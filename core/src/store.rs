@@ -88,6 +88,21 @@ pub trait TokenStore: Send + Sync {
     fn clear(&self) -> Result<(), StoreError>;
 }
 
+/// A shared store is a store: keep an `Arc` to inspect it while a client uses it.
+impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
+    fn load(&self) -> Result<Option<SavedTokens>, StoreError> {
+        (**self).load()
+    }
+
+    fn save(&self, tokens: &SavedTokens) -> Result<(), StoreError> {
+        (**self).save(tokens)
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        (**self).clear()
+    }
+}
+
 /// Keeps tokens in memory only: the default.
 #[derive(Debug, Default)]
 pub struct MemoryStore {

@@ -88,9 +88,7 @@ impl Client {
     /// stream) is authorized but never replayed: on a 401 the session refreshes for the
     /// next call and this call returns the 401 response.
     pub async fn execute(&self, request: Request) -> Result<Response, Error> {
-        self.shared
-            .run(request, &mut Direct(&self.http))
-            .await
+        self.shared.run(request, &mut Direct(&self.http)).await
     }
 
     /// Installs tokens from a login; queued requests resume with them.
@@ -102,7 +100,8 @@ impl Client {
     /// Logs out: queued requests fail, the store is cleared, nothing is sent with a token
     /// until the next [`login`](Self::login).
     pub fn logout(&self) {
-        self.shared.with_hub(|hub, now| hub.session_mut().logout(now));
+        self.shared
+            .with_hub(|hub, now| hub.session_mut().logout(now));
     }
 
     /// The token state, without secrets.
@@ -209,9 +208,9 @@ impl ClientBuilder {
         if let Some(requires) = source.requires_refresh_token() {
             config.requires_refresh_token = requires;
         }
-        config.seed = self
-            .seed
-            .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(Instant::now()));
+        config.seed = self.seed.unwrap_or_else(|| {
+            std::collections::hash_map::RandomState::new().hash_one(Instant::now())
+        });
         let token_http = match self.token_http {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -219,9 +218,7 @@ impl ClientBuilder {
                 .build()
                 .map_err(BuildError::TokenClient)?,
         };
-        let store = self
-            .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let saved = store.load()?;
         let shared = Shared::start(Parts {
             session: Session::new(config),
@@ -283,7 +280,10 @@ impl RequestBuilder {
 
     /// Applies any other `reqwest::RequestBuilder` method (`json`, `query`, `form`, …
     /// when those reqwest features are on).
-    pub fn with(mut self, f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+    pub fn with(
+        mut self,
+        f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Self {
         self.inner = f(self.inner);
         self
     }

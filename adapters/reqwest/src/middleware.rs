@@ -56,13 +56,10 @@ impl Middleware for AuthMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let mut chain = Chain { next, extensions };
-        self.shared
-            .run(req, &mut chain)
-            .await
-            .map_err(|e| match e {
-                Error::Http(e) => reqwest_middleware::Error::Reqwest(e),
-                Error::Middleware(e) => e,
-                other => reqwest_middleware::Error::middleware(other),
-            })
+        self.shared.run(req, &mut chain).await.map_err(|e| match e {
+            Error::Http(e) => reqwest_middleware::Error::Reqwest(e),
+            Error::Middleware(e) => e,
+            other => reqwest_middleware::Error::middleware(other),
+        })
     }
 }

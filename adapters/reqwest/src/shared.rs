@@ -125,7 +125,9 @@ impl Shared {
                     attempt,
                     retry_at,
                     ..
-                } => warn!(%error, attempt, retry_scheduled = retry_at.is_some(), "reauth refresh failed"),
+                } => {
+                    warn!(%error, attempt, retry_scheduled = retry_at.is_some(), "reauth refresh failed")
+                }
                 Event::LoggedOut { reason } => warn!(%reason, "reauth session logged out"),
                 _ => {}
             }
@@ -144,14 +146,20 @@ impl Shared {
                         refresh_token,
                         shared.allow_insecure_http,
                     );
-                    let outcome = match tokio::time::timeout(shared.refresh_timeout, refresh).await {
+                    let outcome = match tokio::time::timeout(shared.refresh_timeout, refresh).await
+                    {
                         Ok(outcome) => outcome,
                         Err(_) => reauth_core::RefreshOutcome::Failed(
-                            reauth_core::RefreshError::transient(reauth_core::RefreshErrorKind::Timeout)
-                                .with_detail("no answer within the refresh timeout"),
+                            reauth_core::RefreshError::transient(
+                                reauth_core::RefreshErrorKind::Timeout,
+                            )
+                            .with_detail("no answer within the refresh timeout"),
                         ),
                     };
-                    debug!(success = matches!(outcome, reauth_core::RefreshOutcome::Success(_)), "refresh finished");
+                    debug!(
+                        success = matches!(outcome, reauth_core::RefreshOutcome::Success(_)),
+                        "refresh finished"
+                    );
                     shared.with_hub(|hub, now| hub.refresh_done(now, id, outcome));
                 }
                 .instrument(span),
@@ -190,22 +198,38 @@ impl Shared {
         loop {
             next = match next {
                 Step::Go(Next::Send(attempt)) => {
-                    let Some(mut req) = first.take().or_else(|| template.as_ref().and_then(Request::try_clone)) else {
+                    let Some(mut req) = first
+                        .take()
+                        .or_else(|| template.as_ref().and_then(Request::try_clone))
+                    else {
                         // Unreachable: a non-replayable request is never told to send twice.
                         return Err(Error::Disconnected);
                     };
                     req.headers_mut()
                         .insert(http::header::AUTHORIZATION, attempt.header_value().clone());
-                    trace!(generation = attempt.generation().get(), replay = attempt.is_replay(), "reauth sending");
+                    trace!(
+                        generation = attempt.generation().get(),
+                        replay = attempt.is_replay(),
+                        "reauth sending"
+                    );
                     let response = transport.send(req).await?;
                     let step = self.with_hub(|hub, now| {
-                        let next = hub.respond(now, &attempt, response.status(), response.headers(), replayable);
+                        let next = hub.respond(
+                            now,
+                            &attempt,
+                            response.status(),
+                            response.headers(),
+                            replayable,
+                        );
                         park(hub, next)
                     });
                     if matches!(step, Step::Go(Next::Deliver)) {
                         return Ok(response);
                     }
-                    trace!(status = response.status().as_u16(), "reauth response needs a refresh or replay");
+                    trace!(
+                        status = response.status().as_u16(),
+                        "reauth response needs a refresh or replay"
+                    );
                     step
                 }
                 Step::Go(Next::SendAnonymous) => {
@@ -248,7 +272,10 @@ impl Shared {
 /// A `Next`, with the receiver registered under the same lock when it says wait.
 enum Step {
     Go(Next),
-    Parked(WaiterId, oneshot::Receiver<Result<Attempt, reauth_core::Error>>),
+    Parked(
+        WaiterId,
+        oneshot::Receiver<Result<Attempt, reauth_core::Error>>,
+    ),
 }
 
 fn park(hub: &mut Hub<Wake>, next: Next) -> Step {

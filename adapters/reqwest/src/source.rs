@@ -1,8 +1,7 @@
 //! Where new tokens come from: an HTTP refresh protocol (OAuth2 or custom), or a closure.
 
 use reauth_core::{
-    Origin, RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken,
-    TokenSet,
+    Origin, RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -102,14 +101,21 @@ async fn over_http(
 }
 
 /// Refresh tokens travel over TLS, except to loopback or when explicitly allowed.
-pub(crate) fn check_transport(uri: &http::Uri, allow_insecure_http: bool) -> Result<(), RefreshError> {
-    let insecure = uri.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("http"));
+pub(crate) fn check_transport(
+    uri: &http::Uri,
+    allow_insecure_http: bool,
+) -> Result<(), RefreshError> {
+    let insecure = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http"));
     let loopback = Origin::from_uri(uri).is_ok_and(|o| o.is_loopback());
     if insecure && !loopback && !allow_insecure_http {
-        return Err(RefreshError::permanent(RefreshErrorKind::Other).with_detail(
-            "refusing to send a refresh token over plain http to a non-loopback host \
+        return Err(
+            RefreshError::permanent(RefreshErrorKind::Other).with_detail(
+                "refusing to send a refresh token over plain http to a non-loopback host \
              (use https, or allow_insecure_http(true))",
-        ));
+            ),
+        );
     }
     Ok(())
 }
@@ -119,9 +125,15 @@ fn network_error(e: &reqwest::Error) -> RefreshError {
     let (kind, detail) = if e.is_timeout() {
         (RefreshErrorKind::Timeout, "the token endpoint timed out")
     } else if e.is_connect() {
-        (RefreshErrorKind::Network, "could not connect to the token endpoint")
+        (
+            RefreshErrorKind::Network,
+            "could not connect to the token endpoint",
+        )
     } else if e.is_body() || e.is_decode() {
-        (RefreshErrorKind::Network, "the token response body was cut off")
+        (
+            RefreshErrorKind::Network,
+            "the token response body was cut off",
+        )
     } else {
         (RefreshErrorKind::Network, "the token request failed")
     };

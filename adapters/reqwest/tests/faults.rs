@@ -1,0 +1,179 @@
+//! Every testkit fault: transient ones back off and recover without logging out;
+//! permanent ones log out cleanly and send nothing more; a hang hits the refresh timeout.
+
+mod common;
+
+use common::*;
+use reauth_core::{Error as AuthError, Event, Phase, TokenStore};
+use reauth_testkit::{Fault, ServerConfig};
+use std::time::Duration;
+
+async fn recovers_from(fault: Fault, times: usize) {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |c| {
+            c.refresh_timeout = Duration::from_millis(500);
+        })
+        .await;
+        let mut events = s.client.subscribe();
+        s.server.expire_access_tokens();
+        s.server.push_faults(fault, times);
+        let results = storm(&s.client, &s.server.api_url("items/1"), 20).await;
+        assert!(
+            results.iter().all(|r| *r == Ok(200)),
+            "{fault:?}: {results:?}"
+        );
+        let stats = s.server.stats();
+        assert_eq!(stats.token_calls, times as u64 + 1, "{fault:?}: {stats:?}");
+        assert_eq!(stats.token_ok, 1);
+        assert_eq!(s.client.snapshot().phase, Phase::Valid);
+        let mut failures = 0;
+        while let Ok(e) = events.try_recv() {
+            match e {
+                Event::RefreshFailed { retry_at, .. } => {
+                    assert!(retry_at.is_some());
+                    failures += 1;
+                }
+                Event::LoggedOut { .. } => panic!("{fault:?} logged the session out"),
+                _ => {}
+            }
+        }
+        assert_eq!(failures, times, "{fault:?}");
+        assert!(s.store.load().unwrap().is_some());
+        s.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_faults_back_off_and_recover_without_logging_out() {
+    for fault in [
+        Fault::ServerError,
+        Fault::Unavailable {
+            retry_after: Some(Duration::from_secs(1)),
+        },
+        Fault::TooManyRequests { retry_after: None },
+        Fault::MalformedJson,
+        Fault::Oversized,
+        Fault::ConnectionReset,
+        Fault::Hang,
+    ] {
+        recovers_from(fault, 2).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_refresh_is_still_one_refresh() {
+    recovers_from(Fault::Delay(Duration::from_millis(300)), 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |_| {}).await;
+        s.server.expire_access_tokens();
+        s.server.push_fault(Fault::Unavailable {
+            retry_after: Some(Duration::from_secs(1)),
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(
+            storm(&s.client, &s.server.api_url("items/1"), 1).await,
+            vec![Ok(200)]
+        );
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "retried before Retry-After"
+        );
+        s.server.shutdown().await;
+    })
+    .await;
+}
+
+async fn logs_out_on(fault: Fault) {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |_| {}).await;
+        let mut events = s.client.subscribe();
+        s.server.expire_access_tokens();
+        s.server.push_fault(fault);
+        let results = storm(&s.client, &s.server.api_url("items/1"), 50).await;
+        for r in &results {
+            let e = r.as_ref().expect_err("every waiter fails");
+            assert!(e.starts_with("logged out"), "{fault:?}: {e}");
+        }
+        assert_eq!(s.client.snapshot().phase, Phase::LoggedOut);
+        assert!(
+            s.store.load().unwrap().is_none(),
+            "the store was not cleared"
+        );
+        let logged_out = std::iter::from_fn(|| events.try_recv().ok())
+            .any(|e| matches!(e, Event::LoggedOut { .. }));
+        assert!(logged_out, "no LoggedOut event");
+        // Nothing more reaches the API or the token endpoint until the next login.
+        let before = s.server.stats();
+        let after_logout = storm(&s.client, &s.server.api_url("items/1"), 10).await;
+        assert!(after_logout
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.starts_with("logged out"))));
+        let after = s.server.stats();
+        assert_eq!(before.api_calls, after.api_calls);
+        assert_eq!(before.token_calls, after.token_calls);
+        // A new login works again.
+        s.client.login(token_set(&s.server.issue_tokens()));
+        assert_eq!(
+            storm(&s.client, &s.server.api_url("items/1"), 1).await,
+            vec![Ok(200)]
+        );
+        s.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_grant_logs_out_and_sends_nothing_more() {
+    logs_out_on(Fault::InvalidGrant).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_client_logs_out_and_sends_nothing_more() {
+    logs_out_on(Fault::InvalidClient).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_family_logs_out() {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |_| {}).await;
+        s.server.revoke_family(&s.tokens);
+        let r = storm(&s.client, &s.server.api_url("items/1"), 5).await;
+        assert!(
+            r.iter()
+                .all(|r| r.as_ref().is_err_and(|e| e.contains("invalid_grant"))),
+            "{r:?}"
+        );
+        assert_eq!(s.server.stats().token_calls, 1);
+        s.server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_past_its_deadline_gets_a_timeout() {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |c| {
+            c.refresh_timeout = Duration::from_secs(30);
+            c.waiter_timeout = Duration::from_millis(500);
+        })
+        .await;
+        s.server.expire_access_tokens();
+        s.server.push_fault(Fault::Hang);
+        let started = std::time::Instant::now();
+        let err = s
+            .client
+            .get(s.server.api_url("items/1"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(matches!(err.auth(), Some(AuthError::Timeout)), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        s.server.shutdown().await;
+    })
+    .await;
+}
