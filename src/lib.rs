@@ -1,9 +1,28 @@
-//! `reauth` keeps HTTP clients authenticated.
+//! # reauth
 //!
-//! This facade re-exports [`reauth_core`], the sans-IO token lifecycle machine. The
-//! async (`reqwest`) and blocking (`ureq`) adapters are selected with cargo features.
+//! `reauth` keeps HTTP clients authenticated: it attaches a bearer token to outgoing
+//! requests, refreshes it before it expires or when the server answers 401, makes sure that
+//! any number of concurrent failures cause **exactly one** refresh, queues the waiting
+//! requests and replays them with the new token, and logs the session out cleanly when the
+//! refresh token itself is dead.
+//!
+//! This facade re-exports the sans-IO core ([`reauth_core`], also at the crate root) and,
+//! behind features, the adapters:
+//!
+//! | feature | module | what |
+//! |---|---|---|
+//! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter: tokio + reqwest, incl. a `reqwest_middleware` middleware |
+//!
+//! See the [core's documentation](reauth_core) for the state machine, its guarantees and
+//! how to drive it from your own runtime.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub use reauth_core as core;
 pub use reauth_core::*;
+
+/// The async adapter over reqwest and tokio ([`reauth_reqwest`]).
+#[cfg(feature = "reqwest")]
+pub mod reqwest {
+    pub use reauth_reqwest::*;
+}

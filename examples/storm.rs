@@ -1,0 +1,235 @@
+//! The refresh storm, live: an embedded OAuth2 server on loopback, a logged-in client, the
+//! access token expired on the server, then N concurrent requests at once. Every one of
+//! them meets the dead token, and reauth turns the storm into exactly one refresh.
+//!
+//! ```sh
+//! cargo run --release --example storm                    # 1,000 concurrent requests
+//! cargo run --release --example storm -- --n 10000
+//! cargo run --release --example storm -- --fault 503     # the first refresh fails
+//! cargo run --release --example storm -- --json          # one line of JSON
+//! ```
+//!
+//! Faults (applied to the first refresh): `delay:<N>ms`, `500`, `503[:<N>s]`,
+//! `429[:<N>s]`, `invalid_grant`, `invalid_client`, `malformed`, `oversized`, `reset`,
+//! `hang`.
+
+use reauth::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
+use reauth::protocol::OAuth2Grant;
+use reauth::{AccessToken, Config, Origin, RefreshToken, TokenSet};
+use reauth_testkit::{Fault, ServerConfig, TestServer};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Args {
+    n: usize,
+    fault: Option<Fault>,
+    json: bool,
+}
+
+const USAGE: &str = "usage: storm [--n N] [--fault KIND] [--json]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        n: 1000,
+        fault: None,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--n" => {
+                let v = it.next().ok_or("--n needs a number")?;
+                args.n = v.parse().map_err(|_| format!("--n: not a number: {v}"))?;
+                if args.n == 0 || args.n > 20_000 {
+                    return Err("--n must be between 1 and 20000".into());
+                }
+            }
+            "--fault" => {
+                let v = it.next().ok_or("--fault needs a kind")?;
+                args.fault = Some(Fault::parse(&v).map_err(|e| e.to_string())?);
+            }
+            "--json" => args.json = true,
+            "--help" | "-h" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+/// What one storm did.
+struct Summary {
+    requests: usize,
+    ok: usize,
+    errors: usize,
+    first_error: Option<String>,
+    token_requests: u64,
+    api_401s: u64,
+    reuse_detections: u64,
+    latencies: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Summary {
+    fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i]
+    }
+}
+
+async fn storm_reqwest(server: &TestServer, n: usize, fault: Option<Fault>) -> Summary {
+    let mut config = Config::new(Origin::parse(&server.base_url()).expect("loopback origin"));
+    config.refresh_timeout = Duration::from_secs(2);
+    config.waiter_timeout = Duration::from_secs(30);
+    let endpoint = TokenEndpoint::new(
+        server.token_url().parse().expect("token url"),
+        ClientAuth::secret_basic("reauth-test", ClientSecret::new("s3cret")),
+    )
+    .expect("loopback endpoint");
+    // h2c: thousands of concurrent requests share a few connections.
+    let http = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("reqwest client");
+    let client = reauth::reqwest::Client::builder(http, config)
+        .oauth2(OAuth2Grant::refresh_token(endpoint))
+        .build()
+        .expect("reauth client");
+    let issued = server.issue_tokens();
+    client.login(
+        TokenSet::new(AccessToken::new(issued.access_token).expect("token"))
+            .with_refresh_token(RefreshToken::new(issued.refresh_token).expect("token"))
+            .with_expires_in(Duration::from_secs(issued.expires_in)),
+    );
+    let url = server.api_url("items/1");
+    // Warm up the connection, then kill the token behind the client's back.
+    let _ = client.get(&url).send().await;
+    server.expire_access_tokens();
+    server.reset_stats();
+    if let Some(f) = fault {
+        server.push_fault(f);
+    }
+
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = match client.get(url).send().await {
+                    Ok(resp) if resp.status().is_success() => Ok(()),
+                    Ok(resp) => Err(format!("HTTP {}", resp.status())),
+                    Err(e) => Err(e.to_string()),
+                };
+                (t.elapsed(), r)
+            })
+        })
+        .collect();
+    let mut summary = Summary {
+        requests: n,
+        ok: 0,
+        errors: 0,
+        first_error: None,
+        token_requests: 0,
+        api_401s: 0,
+        reuse_detections: 0,
+        latencies: Vec::with_capacity(n),
+        wall: Duration::ZERO,
+    };
+    for t in tasks {
+        let (latency, result) = t.await.expect("request task");
+        summary.latencies.push(latency);
+        match result {
+            Ok(()) => summary.ok += 1,
+            Err(e) => {
+                summary.errors += 1;
+                summary.first_error.get_or_insert(e);
+            }
+        }
+    }
+    summary.wall = start.elapsed();
+    summary.latencies.sort();
+    let stats = server.stats();
+    summary.token_requests = stats.token_calls;
+    summary.api_401s = stats.api_status(401);
+    summary.reuse_detections = stats.reuse_detections;
+    summary
+}
+
+fn print_human(s: &Summary, fault: Option<&Fault>) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "reauth storm: {} concurrent requests against an expired token",
+        s.requests
+    );
+    if let Some(f) = fault {
+        println!("  fault injected: {f} (first token-endpoint call)");
+    }
+    println!("  succeeded            {:>8}", s.ok);
+    println!("  failed               {:>8}", s.errors);
+    println!("  401s seen by the API {:>8}", s.api_401s);
+    let note = match s.token_requests {
+        1 => "<- one refresh for the whole storm".to_string(),
+        n if n > 1 && fault.is_some() => format!(
+            "<- one refresh, {} failed tr{} before it",
+            n - 1,
+            if n == 2 { "y" } else { "ies" }
+        ),
+        _ => String::new(),
+    };
+    println!("  token-endpoint calls {:>8}   {note}", s.token_requests);
+    println!("  reuse detections     {:>8}", s.reuse_detections);
+    println!("  latency p50          {:>8.1} ms", ms(s.percentile(0.50)));
+    println!("  latency p99          {:>8.1} ms", ms(s.percentile(0.99)));
+    println!("  wall time            {:>8.1} ms", ms(s.wall));
+    if let Some(e) = &s.first_error {
+        println!("  first error: {e}");
+    }
+}
+
+fn print_json(s: &Summary, fault: Option<&Fault>) {
+    let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    let line = serde_json::json!({
+        "adapter": "reqwest",
+        "requests": s.requests,
+        "ok": s.ok,
+        "errors": s.errors,
+        "token_requests": s.token_requests,
+        "api_401s": s.api_401s,
+        "reuse_detections": s.reuse_detections,
+        "p50_ms": ms(s.percentile(0.50)),
+        "p99_ms": ms(s.percentile(0.99)),
+        "wall_ms": ms(s.wall),
+        "fault": fault.map(ToString::to_string),
+        "first_error": s.first_error,
+    });
+    println!("{line}");
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match TestServer::start(ServerConfig::default()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("could not start the embedded token server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let summary = storm_reqwest(&server, args.n, args.fault).await;
+    server.shutdown().await;
+    if args.json {
+        print_json(&summary, args.fault.as_ref());
+    } else {
+        print_human(&summary, args.fault.as_ref());
+    }
+    ExitCode::SUCCESS
+}
