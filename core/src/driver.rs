@@ -15,9 +15,10 @@ use crate::credential::Attempt;
 use crate::error::Error;
 use crate::ids::{RefreshId, WaiterId};
 use crate::machine::Session;
+use crate::origin::Target;
 use crate::store::SavedTokens;
 use crate::token::RefreshToken;
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
@@ -110,7 +111,7 @@ impl<N> Hub<N> {
     }
 
     /// Admits a new request to `uri`.
-    pub fn begin(&mut self, now: Instant, uri: &Uri) -> Next {
+    pub fn begin<T: Target + ?Sized>(&mut self, now: Instant, uri: &T) -> Next {
         match self.session.begin_request(now, uri) {
             Admission::Send(a) => Next::Send(a),
             Admission::Wait(w) => Next::Wait(w),
@@ -171,12 +172,14 @@ impl<N> Hub<N> {
         self.parked.len()
     }
 
-    /// Drains every pending command into effects. `now` and `wall` are the same moment
+    /// Drains every pending command into effects. `now` and `wall()` are the same moment
     /// on the monotonic and the wall clock; they turn expiry instants into wall time for
-    /// the store.
+    /// the store. `wall` is called only if tokens are to be saved.
     #[must_use]
-    pub fn drain(&mut self, now: Instant, wall: SystemTime) -> Effects<N> {
+    pub fn drain(&mut self, now: Instant, wall: impl FnOnce() -> SystemTime) -> Effects<N> {
         let mut fx = Effects::default();
+        let mut wall = Some(wall);
+        let mut wall_now = None;
         while let Some(command) = self.session.poll_command() {
             match command {
                 Command::StartRefresh { id, refresh_token } => {
@@ -193,9 +196,12 @@ impl<N> Hub<N> {
                         fx.wake.push((n, Err(error)));
                     }
                 }
-                Command::Persist(stored) => fx
-                    .store
-                    .push(StoreOp::Save(SavedTokens::from_stored(&stored, now, wall))),
+                Command::Persist(stored) => {
+                    let wall = *wall_now
+                        .get_or_insert_with(|| wall.take().map_or(SystemTime::UNIX_EPOCH, |f| f()));
+                    fx.store
+                        .push(StoreOp::Save(SavedTokens::from_stored(&stored, now, wall)));
+                }
                 Command::Forget => fx.store.push(StoreOp::Clear),
                 Command::Event(e) => fx.events.push(e),
             }
@@ -222,9 +228,9 @@ mod tests {
                 .with_refresh_token(RefreshToken::new("r").unwrap())
                 .with_expires_in(Duration::from_secs(100)),
         );
-        let fx = hub.drain(t0, wall);
+        let fx = hub.drain(t0, || wall);
         assert!(matches!(&fx.store[..], [StoreOp::Save(_)]));
-        let uri: Uri = "https://api.test/x".parse().unwrap();
+        let uri: http::Uri = "https://api.test/x".parse().unwrap();
         let Next::Send(a) = hub.begin(t0, &uri) else {
             panic!()
         };
@@ -243,7 +249,7 @@ mod tests {
             hub.respond(t0, &a, StatusCode::UNAUTHORIZED, &HeaderMap::new(), false),
             Next::Deliver
         ));
-        let fx = hub.drain(t0, wall);
+        let fx = hub.drain(t0, || wall);
         let [(id, _)] = fx.refreshes[..] else {
             panic!("{fx:?}")
         };
@@ -252,7 +258,7 @@ mod tests {
             id,
             RefreshOutcome::Success(TokenSet::new(AccessToken::new("b").unwrap())),
         );
-        let fx = hub.drain(t0, wall);
+        let fx = hub.drain(t0, || wall);
         assert_eq!(fx.wake.len(), 1);
         assert_eq!(fx.wake[0].0, "first");
         assert_eq!(fx.events.len(), 1);

@@ -196,7 +196,7 @@ pub use credential::{Attempt, Credential};
 pub use error::{Error, LogoutReason, RefreshError, RefreshErrorKind};
 pub use ids::{Generation, RefreshId, WaiterId};
 pub use machine::Session;
-pub use origin::{Origin, OriginError};
+pub use origin::{Origin, OriginError, Target};
 pub use protocol::RefreshProtocol;
 pub use retry_after::parse_retry_after;
 pub use state::{Phase, Snapshot};

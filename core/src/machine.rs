@@ -14,11 +14,12 @@ use crate::credential::{Attempt, Credential};
 use crate::error::{Error, LogoutReason, RefreshError, RefreshErrorKind};
 use crate::ids::{Generation, RefreshId, WaiterId};
 use crate::jitter::Jitter;
+use crate::origin::Target;
 use crate::state::{Background, Phase, Snapshot, State, Tokens};
 use crate::timer::{Timer, TimerTable};
 use crate::token::TokenSet;
 use crate::waiters::{cancel_in, Slot, Waiters};
-use http::{HeaderMap, StatusCode, Uri};
+use http::{HeaderMap, StatusCode};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,7 +118,7 @@ impl Session {
     }
 
     /// True if a request to `uri` may carry the token: its origin is on the allow-list.
-    pub fn is_allowed(&self, uri: &Uri) -> bool {
+    pub fn is_allowed<T: Target + ?Sized>(&self, uri: &T) -> bool {
         self.config.allowed_origins.iter().any(|o| o.matches(uri))
     }
 
@@ -182,7 +183,7 @@ impl Session {
     /// Asks to send a request to `uri`. The answer is immediate: send now with a
     /// credential, wait for a refresh as a waiter, send without a credential (origin not
     /// allowed), or do not send.
-    pub fn begin_request(&mut self, now: Instant, uri: &Uri) -> Admission {
+    pub fn begin_request<T: Target + ?Sized>(&mut self, now: Instant, uri: &T) -> Admission {
         let now = self.clock(now);
         if !self.is_allowed(uri) {
             return Admission::Anonymous;

@@ -52,16 +52,17 @@ impl Origin {
         Self::from_uri(&uri)
     }
 
-    /// True if `uri` belongs to this origin.
-    pub fn matches(&self, uri: &Uri) -> bool {
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+    /// True if `target` (an `http::Uri`, or an adapter's URL type) belongs to this
+    /// origin.
+    pub fn matches<T: Target + ?Sized>(&self, target: &T) -> bool {
+        let (Some(scheme), Some(host)) = (target.scheme(), target.host()) else {
             return false;
         };
         let Ok(secure) = parse_scheme(scheme) else {
             return false;
         };
         secure == self.secure
-            && uri.port_u16().unwrap_or(default_port(secure)) == self.port
+            && target.port().unwrap_or(default_port(secure)) == self.port
             && host.trim_end_matches('.').eq_ignore_ascii_case(&self.host)
     }
 
@@ -96,6 +97,32 @@ impl Origin {
             || bare
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// Where a request goes, as far as origins are concerned. Implemented for `http::Uri`;
+/// an adapter implements it for its HTTP client's URL type, so no URL is re-parsed on the
+/// fast path.
+pub trait Target {
+    /// The scheme, e.g. `https`.
+    fn scheme(&self) -> Option<&str>;
+    /// The host; IPv6 addresses in brackets.
+    fn host(&self) -> Option<&str>;
+    /// The explicit port; `None` means the scheme's default.
+    fn port(&self) -> Option<u16>;
+}
+
+impl Target for Uri {
+    fn scheme(&self) -> Option<&str> {
+        self.scheme_str()
+    }
+
+    fn host(&self) -> Option<&str> {
+        Uri::host(self)
+    }
+
+    fn port(&self) -> Option<u16> {
+        self.port_u16()
     }
 }
 

@@ -615,9 +615,10 @@ fn foreign_origins_never_get_the_credential() {
         "https://api.test.evil.test/",
         "/relative",
     ] {
-        let a = sim.s.begin_request(sim.now, &uri.parse().unwrap());
+        let target: http::Uri = uri.parse().unwrap();
+        let a = sim.s.begin_request(sim.now, &target);
         assert!(matches!(a, Admission::Anonymous), "{uri}: {a:?}");
-        assert!(!sim.s.is_allowed(&uri.parse().unwrap()));
+        assert!(!sim.s.is_allowed(&target));
     }
 }
 

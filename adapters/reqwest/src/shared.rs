@@ -88,7 +88,7 @@ impl Shared {
         if before != after {
             debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
         }
-        let fx = hub.drain(now, SystemTime::now());
+        let fx = hub.drain(now, SystemTime::now);
         if fx.is_empty() {
             return result;
         }
@@ -182,19 +182,14 @@ impl Shared {
         request: Request,
         transport: &mut impl Transport,
     ) -> Result<Response, Error> {
-        let uri: http::Uri = match request.url().as_str().parse() {
-            Ok(uri) => uri,
-            // Not an http::Uri (exotic URL): it cannot be on the allow-list.
-            Err(_) => return transport.send(request).await,
-        };
         // A streaming body cannot be cloned, so such a request is sent once at most.
         let template = request.try_clone();
         let replayable = template.is_some();
-        let mut first = Some(request);
         let mut next = self.with_hub(|hub, now| {
-            let next = hub.begin(now, &uri);
+            let next = hub.begin(now, &UrlTarget(request.url()));
             park(hub, next)
         });
+        let mut first = Some(request);
         loop {
             next = match next {
                 Step::Go(Next::Send(attempt)) => {
@@ -266,6 +261,23 @@ impl Shared {
             Ok(Err(_)) => Err(Error::Disconnected),
             Err(_) => Ok(Next::Fail(reauth_core::Error::Timeout)),
         }
+    }
+}
+
+/// A reqwest URL seen as a core `Target`, so the allow-list check parses nothing.
+struct UrlTarget<'a>(&'a reqwest::Url);
+
+impl reauth_core::Target for UrlTarget<'_> {
+    fn scheme(&self) -> Option<&str> {
+        Some(self.0.scheme())
+    }
+
+    fn host(&self) -> Option<&str> {
+        self.0.host_str()
+    }
+
+    fn port(&self) -> Option<u16> {
+        self.0.port()
     }
 }
 
