@@ -371,3 +371,41 @@ async fn tokens_loaded_from_the_store_are_used_at_start() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_acquire_on_first_use_with_one_token_call() {
+    bounded(async {
+        let server = TestServer::start(ServerConfig::default()).await.unwrap();
+        let endpoint = reauth_core::oauth2::TokenEndpoint::new(
+            server.token_url().parse().unwrap(),
+            reauth_core::oauth2::ClientAuth::secret_basic(
+                "reauth-test",
+                reauth_core::oauth2::ClientSecret::new("s3cret"),
+            ),
+        )
+        .unwrap();
+        let client = Client::builder(h2c(), session_config(&server))
+            .oauth2(reauth_core::protocol::OAuth2Grant::client_credentials(
+                endpoint,
+            ))
+            .build()
+            .unwrap();
+        // No login: the first requests acquire a token, once, for all of them.
+        assert_eq!(
+            storm(&client, &server.api_url("items/1"), 100).await,
+            vec![Ok(200); 100]
+        );
+        let stats = server.stats();
+        assert_eq!(stats.client_credentials_grants, 1);
+        assert_eq!(stats.token_calls, 1);
+        // An expired token is replaced the same way.
+        server.expire_access_tokens();
+        assert_eq!(
+            storm(&client, &server.api_url("items/1"), 100).await,
+            vec![Ok(200); 100]
+        );
+        assert_eq!(server.stats().client_credentials_grants, 2);
+        server.shutdown().await;
+    })
+    .await;
+}
