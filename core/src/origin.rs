@@ -10,6 +10,9 @@ pub struct Origin {
     secure: bool,
     host: String,
     port: u16,
+    /// `host` or `host:port` as a URI spells it when the port is not the default: the
+    /// fast path of `matches` compares a URI's authority against it in one go.
+    authority: String,
 }
 
 /// A URI that cannot name an origin.
@@ -39,10 +42,17 @@ impl Origin {
         if host.is_empty() {
             return Err(OriginError::NotAbsolute);
         }
+        let port = uri.port_u16().unwrap_or(default_port(secure));
+        let authority = if port == default_port(secure) {
+            host.clone()
+        } else {
+            format!("{host}:{port}")
+        };
         Ok(Self {
             secure,
-            port: uri.port_u16().unwrap_or(default_port(secure)),
+            port,
             host,
+            authority,
         })
     }
 
@@ -55,14 +65,23 @@ impl Origin {
     /// True if `target` (an `http::Uri`, or an adapter's URL type) belongs to this
     /// origin.
     pub fn matches<T: Target + ?Sized>(&self, target: &T) -> bool {
-        let (Some(scheme), Some(host)) = (target.scheme(), target.host()) else {
+        let Some(Ok(secure)) = target.scheme().map(parse_scheme) else {
             return false;
         };
-        let Ok(secure) = parse_scheme(scheme) else {
+        if secure != self.secure {
+            return false;
+        }
+        // Fast path: the authority as written equals ours (the common case, no parsing).
+        if target
+            .authority()
+            .is_some_and(|a| a == self.authority || a.eq_ignore_ascii_case(&self.authority))
+        {
+            return true;
+        }
+        let Some(host) = target.host() else {
             return false;
         };
-        secure == self.secure
-            && target.port().unwrap_or(default_port(secure)) == self.port
+        target.port().unwrap_or(default_port(secure)) == self.port
             && host.trim_end_matches('.').eq_ignore_ascii_case(&self.host)
     }
 
@@ -110,6 +129,11 @@ pub trait Target {
     fn host(&self) -> Option<&str>;
     /// The explicit port; `None` means the scheme's default.
     fn port(&self) -> Option<u16>;
+    /// The authority as written (`host[:port]`, maybe with user info), if cheap to get.
+    /// Only a shortcut: a mismatch falls back to `host` and `port`.
+    fn authority(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Target for Uri {
@@ -124,10 +148,15 @@ impl Target for Uri {
     fn port(&self) -> Option<u16> {
         self.port_u16()
     }
+
+    fn authority(&self) -> Option<&str> {
+        Uri::authority(self).map(|a| a.as_str())
+    }
 }
 
 fn parse_scheme(scheme: &str) -> Result<bool, OriginError> {
-    if scheme.eq_ignore_ascii_case("https") {
+    // Exact lower-case first: that is how every parsed URI spells it.
+    if scheme == "https" || scheme.eq_ignore_ascii_case("https") {
         Ok(true)
     } else if scheme.eq_ignore_ascii_case("http") {
         Ok(false)

@@ -279,6 +279,10 @@ impl reauth_core::Target for UrlTarget<'_> {
     fn port(&self) -> Option<u16> {
         self.0.port()
     }
+
+    fn authority(&self) -> Option<&str> {
+        Some(self.0.authority())
+    }
 }
 
 /// A `Next`, with the receiver registered under the same lock when it says wait.
