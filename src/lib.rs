@@ -12,6 +12,7 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter: tokio + reqwest, incl. a `reqwest_middleware` middleware |
+//! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
 //!
 //! See the [core's documentation](reauth_core) for the state machine, its guarantees and
 //! how to drive it from your own runtime.
@@ -20,6 +21,11 @@
 
 pub use reauth_core as core;
 pub use reauth_core::*;
+
+#[cfg(feature = "file-store")]
+mod file_store;
+#[cfg(feature = "file-store")]
+pub use file_store::{FileLock, FileStore, FileStoreError};
 
 /// The async adapter over reqwest and tokio ([`reauth_reqwest`]).
 #[cfg(feature = "reqwest")]

@@ -9,6 +9,79 @@
 //!
 //! `N` is whatever wakes one parked request: a `tokio::sync::oneshot::Sender` for the
 //! async adapter, a `std::sync::mpsc::SyncSender` for the blocking one.
+//!
+//! Refreshes go through [`begin_refresh`] and [`finish_refresh`] (or [`run_refresh`] in
+//! one call, for a blocking adapter) around their I/O, so that processes sharing a token
+//! store refresh one at a time; report the [`RefreshDone`] with [`Hub::refresh_finished`].
+//! A blocking adapter's whole refresh is:
+//!
+//! ```
+//! # use reauth_core::driver::{run_refresh, Hub};
+//! # use reauth_core::{RefreshId, RefreshOutcome, RefreshToken, TokenStore};
+//! # use std::sync::Mutex;
+//! # use std::time::{Duration, Instant, SystemTime};
+//! # fn call_token_endpoint(_: Option<RefreshToken>) -> RefreshOutcome { unimplemented!() }
+//! fn refresh(hub: &Mutex<Hub<()>>, store: &dyn TokenStore, id: RefreshId,
+//!            token: Option<RefreshToken>, timeout: Duration) {
+//!     // Outside the hub lock: may wait for another process's refresh.
+//!     let done = run_refresh(store, token, timeout, SystemTime::now, call_token_endpoint);
+//!     let mut hub = hub.lock().unwrap();
+//!     hub.refresh_finished(Instant::now(), id, done);
+//!     // … then drain and carry out the effects as usual.
+//! }
+//! ```
+//!
+//! ## Cross-process refresh
+//!
+//! The session guarantees one refresh at a time *within* a process. Processes that share
+//! one store (a token file) also need it *across* processes: with refresh-token rotation,
+//! two of them presenting the same refresh token get the second one refused as a replay,
+//! and the server revokes the whole token family (RFC 9700 section 4.14.2). So an adapter
+//! wraps the I/O of every refresh in two calls:
+//!
+//! 1. [`begin_refresh`] takes the store's refresh lock (waiting at most a deadline) and
+//!    re-reads the store. If another process already rotated the tokens, the refresh is
+//!    answered from the store ([`RefreshStart::Done`], no HTTP call: the stale check,
+//!    across processes). Otherwise it says which refresh token to present
+//!    ([`RefreshStart::Proceed`]).
+//! 2. [`finish_refresh`] saves the outcome (the rotated refresh token merged in, the
+//!    expiry made absolute) *before* releasing the lock, so that the next process to take
+//!    the lock reads the new tokens, never the rotated-away ones.
+//!
+//! The [`RefreshDone`] goes to [`Hub::refresh_finished`], which skips the session's own store write for it (it was already done under the lock).
+//!
+//! A store without a lock ([`TokenStore::lock_refresh`](crate::TokenStore::lock_refresh) answers `Ok(None)`, e.g.
+//! [`MemoryStore`](crate::MemoryStore)) is not read or written here at all: the refresh
+//! proceeds with the session's token and the session's own `Persist` saves the result, in
+//! order, exactly as without this module.
+//!
+//! ### Rules
+//!
+//! - **Adopt**: under the lock, the store holds a refresh token other than the one the
+//!   session asked to present → another process rotated it. If the stored access token
+//!   has not expired, it is the outcome (no HTTP call); if it has, the *stored* refresh
+//!   token is presented instead of the session's stale one.
+//! - **Empty or unreadable store** under the lock → refresh with the session's token and
+//!   save the result (an unreadable file was already set aside by the store).
+//! - **Changed while refreshing**: before saving, the store is read again. If it no
+//!   longer holds what `begin_refresh` saw, somebody wrote it without the lock (a login,
+//!   a logout): their write wins. New tokens there are adopted; an emptied store means
+//!   "logged out elsewhere" and the refresh fails permanently.
+//! - **`invalid_grant` and other permanent failures**: under the lock the store was
+//!   re-read before presenting the token, so the refusal is about the newest token and
+//!   is final, unless the re-read before clearing shows new tokens written meanwhile
+//!   (adopted instead). Otherwise the store is cleared while the lock is still held, so
+//!   no other process presents the dead token again.
+//! - **Lock timeout** → a transient failure ([`RefreshErrorKind::Store`](crate::RefreshErrorKind::Store)): the session
+//!   backs off and tries again, usually adopting the other process's tokens then. Any
+//!   other lock failure (e.g. the lock file cannot be created) → refresh without the lock,
+//!   reporting the error, so a read-only folder does not stop a single process.
+
+mod refresh;
+
+pub use refresh::{
+    begin_refresh, finish_refresh, run_refresh, RefreshDone, RefreshGuard, RefreshStart,
+};
 
 use crate::command::{Admission, Command, Event, RefreshOutcome, Verdict};
 use crate::credential::Attempt;
@@ -17,7 +90,7 @@ use crate::ids::{RefreshId, WaiterId};
 use crate::machine::Session;
 use crate::origin::Target;
 use crate::store::SavedTokens;
-use crate::token::RefreshToken;
+use crate::token::{RefreshToken, TokenSet};
 use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
@@ -89,6 +162,9 @@ impl<N> Effects<N> {
 pub struct Hub<N> {
     session: Session,
     parked: HashMap<WaiterId, N>,
+    /// The store already holds what the next `Persist` or `Forget` would write: skip it.
+    /// Set by an input, consumed (or dropped) by the next drain.
+    store_done: bool,
 }
 
 impl<N> Hub<N> {
@@ -97,6 +173,7 @@ impl<N> Hub<N> {
         Self {
             session,
             parked: HashMap::new(),
+            store_done: false,
         }
     }
 
@@ -157,9 +234,27 @@ impl<N> Hub<N> {
         self.session.cancel(waiter);
     }
 
-    /// Refresh `id` finished.
+    /// Refresh `id` finished, with an outcome the store has not seen (the session's
+    /// `Persist` or `Forget` follows). Prefer [`refresh_finished`](Self::refresh_finished).
     pub fn refresh_done(&mut self, now: Instant, id: RefreshId, outcome: RefreshOutcome) {
         self.session.handle_refresh(now, id, outcome);
+    }
+
+    /// Refresh `id` finished through [`finish_refresh`] (or was answered by
+    /// [`begin_refresh`]). If the store already holds the outcome, the session's store
+    /// command for it is skipped: writing it again after the refresh lock is released
+    /// could overwrite a newer rotation by another process.
+    pub fn refresh_finished(&mut self, now: Instant, id: RefreshId, done: RefreshDone) {
+        let (outcome, store_done) = done.into_parts();
+        self.store_done = store_done;
+        self.session.handle_refresh(now, id, outcome);
+    }
+
+    /// Logs in with tokens just loaded from the store, without writing them back: the
+    /// store may have moved on (another process refreshed) since they were read.
+    pub fn restore(&mut self, now: Instant, tokens: TokenSet) {
+        self.store_done = true;
+        self.session.login(now, tokens);
     }
 
     /// Fires due deadlines.
@@ -196,6 +291,9 @@ impl<N> Hub<N> {
                         fx.wake.push((n, Err(error)));
                     }
                 }
+                Command::Persist(_) | Command::Forget if self.store_done => {
+                    self.store_done = false;
+                }
                 Command::Persist(stored) => {
                     let wall = *wall_now
                         .get_or_insert_with(|| wall.take().map_or(SystemTime::UNIX_EPOCH, |f| f()));
@@ -206,6 +304,7 @@ impl<N> Hub<N> {
                 Command::Event(e) => fx.events.push(e),
             }
         }
+        self.store_done = false;
         fx
     }
 }

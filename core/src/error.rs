@@ -112,6 +112,10 @@ pub enum RefreshErrorKind {
     /// The refresh source panicked or was dropped before answering.
     #[error("the refresh was abandoned")]
     Abandoned,
+    /// The token store failed around the refresh, e.g. another process held its
+    /// refresh lock past the deadline.
+    #[error("token store error")]
+    Store,
     /// Anything else a custom refresh source reports.
     #[error("refresh source error")]
     Other,

@@ -200,5 +200,5 @@ pub use origin::{Origin, OriginError, Target};
 pub use protocol::RefreshProtocol;
 pub use retry_after::parse_retry_after;
 pub use state::{Phase, Snapshot};
-pub use store::{MemoryStore, SavedTokens, StoreError, TokenStore};
+pub use store::{MemoryStore, RefreshLock, SavedTokens, StoreError, StoreErrorKind, TokenStore};
 pub use token::{AccessToken, InvalidToken, RefreshToken, StoredTokens, TokenSet, MAX_LIFETIME};

@@ -3,7 +3,7 @@
 
 use crate::token::{AccessToken, RefreshToken, StoredTokens, TokenSet};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Tokens as a store keeps them: the expiry is wall-clock time, so it survives restarts.
@@ -30,6 +30,19 @@ impl SavedTokens {
                 wall.checked_add(left).unwrap_or(wall)
             }),
             scope: stored.scope().map(str::to_owned),
+        }
+    }
+
+    /// Converts a token set received at wall time `wall`: the lifetime becomes an
+    /// absolute expiry.
+    pub fn from_token_set(set: &TokenSet, wall: SystemTime) -> Self {
+        Self {
+            access_token: set.access_token().clone(),
+            refresh_token: set.refresh_token().cloned(),
+            expires_at: set
+                .expires_in()
+                .map(|life| wall.checked_add(life).unwrap_or(wall)),
+            scope: set.scope().map(str::to_owned),
         }
     }
 
@@ -61,24 +74,101 @@ impl fmt::Debug for SavedTokens {
     }
 }
 
-/// A store failed. The message never holds token text.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("token store: {message}")]
+/// What kind of failure a [`StoreError`] is, so callers can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// Reading or writing failed (permissions, disk full, a missing folder, …).
+    Io,
+    /// The stored data is unreadable: corrupt, truncated, altered, or written by a newer
+    /// version. The session starts logged out; the store keeps the bad data aside.
+    Corrupt,
+    /// Another process held the refresh lock past the deadline.
+    LockTimeout,
+    /// Anything else.
+    Other,
+}
+
+/// A store failed. The message never holds token text. The store's own typed error, if
+/// it has one, is the [`source`](std::error::Error::source) (downcast it for details).
+#[derive(Debug, Clone)]
 pub struct StoreError {
+    kind: StoreErrorKind,
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl StoreError {
-    /// An error with a human-readable message.
+    /// An error of kind [`StoreErrorKind::Other`] with a human-readable message.
     pub fn new(message: impl Into<String>) -> Self {
+        Self::with_kind(StoreErrorKind::Other, message)
+    }
+
+    /// An error of a given kind with a human-readable message.
+    pub fn with_kind(kind: StoreErrorKind, message: impl Into<String>) -> Self {
         Self {
+            kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// Attaches the store's own error, kept as the [`source`](std::error::Error::source).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+
+    /// The message, without the `token store:` prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The store's own error as type `E`, if it is one.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.source.as_deref().and_then(|e| e.downcast_ref::<E>())
     }
 }
 
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "token store: {}", self.message)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two errors are equal if their kind and message are (the source is not compared).
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for StoreError {}
+
+/// Proof that this process holds a store's cross-process refresh lock, from
+/// [`TokenStore::lock_refresh`]. Dropping it releases the lock.
+pub trait RefreshLock: Send {}
+
 /// Keeps tokens between runs. Calls are short and synchronous; adapters make them outside
 /// the session lock, in the order the session asked.
+///
+/// A store that several processes share (a token file) also implements
+/// [`lock_refresh`](Self::lock_refresh), so that only one of them refreshes at a time and
+/// the others adopt its tokens: see [`driver::begin_refresh`](crate::driver::begin_refresh).
 pub trait TokenStore: Send + Sync {
     /// The saved tokens, if any.
     fn load(&self) -> Result<Option<SavedTokens>, StoreError>;
@@ -86,6 +176,19 @@ pub trait TokenStore: Send + Sync {
     fn save(&self, tokens: &SavedTokens) -> Result<(), StoreError>;
     /// Deletes the saved tokens.
     fn clear(&self) -> Result<(), StoreError>;
+
+    /// Takes the lock that serialises refreshes across every process sharing this store,
+    /// waiting at most `wait` (then [`StoreErrorKind::LockTimeout`]). While it is held,
+    /// [`load`](Self::load), [`save`](Self::save) and [`clear`](Self::clear) must keep
+    /// working from the same process.
+    ///
+    /// `Ok(None)`, the default, means the store is not shared between processes (memory,
+    /// or a store with its own coordination): refreshes are then single-flight within the
+    /// process only, and the driver skips the re-read protocol.
+    fn lock_refresh(&self, wait: Duration) -> Result<Option<Box<dyn RefreshLock>>, StoreError> {
+        let _ = wait;
+        Ok(None)
+    }
 }
 
 /// A shared store is a store: keep an `Arc` to inspect it while a client uses it.
@@ -100,6 +203,10 @@ impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
 
     fn clear(&self) -> Result<(), StoreError> {
         (**self).clear()
+    }
+
+    fn lock_refresh(&self, wait: Duration) -> Result<Option<Box<dyn RefreshLock>>, StoreError> {
+        (**self).lock_refresh(wait)
     }
 }
 

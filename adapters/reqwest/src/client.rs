@@ -7,7 +7,7 @@ use crate::source::Source;
 use reauth_core::protocol::OAuth2Grant;
 use reauth_core::{
     Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Session, Snapshot,
-    TokenSet, TokenStore,
+    StoreError, TokenSet, TokenStore,
 };
 use reqwest::{IntoUrl, Method, Request, Response};
 use std::future::Future;
@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 pub struct Client {
     shared: Arc<Shared>,
     http: reqwest::Client,
+    load_error: Option<StoreError>,
 }
 
 impl std::fmt::Debug for Client {
@@ -125,6 +126,14 @@ impl Client {
     pub fn inner(&self) -> &reqwest::Client {
         &self.http
     }
+
+    /// Why the store could not be read when the client was built, if it could not (e.g. a
+    /// corrupt token file, which a [`FileStore`](https://docs.rs/reauth) sets aside). The
+    /// client then started logged out: requests fail with
+    /// [`NotAuthenticated`](reauth_core::Error::NotAuthenticated) until a login.
+    pub fn store_load_error(&self) -> Option<&StoreError> {
+        self.load_error.as_ref()
+    }
 }
 
 struct Direct<'a>(&'a reqwest::Client);
@@ -174,7 +183,12 @@ impl ClientBuilder {
     }
 
     /// Where tokens are kept. Default: memory only. Tokens already in the store are loaded
-    /// at build time.
+    /// at build time; if the store cannot be read (corrupt file, I/O error), the client
+    /// starts logged out and tells why in [`Client::store_load_error`].
+    ///
+    /// A store shared between processes (a token file with a refresh lock) makes refreshes
+    /// single-flight across them: the process that gets the lock refreshes, the others
+    /// adopt its tokens. The lock wait counts against the session's `refresh_timeout`.
     pub fn store(mut self, store: impl TokenStore + 'static) -> Self {
         self.store = Some(Arc::new(store));
         self
@@ -219,7 +233,14 @@ impl ClientBuilder {
                 .map_err(BuildError::TokenClient)?,
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let saved = store.load()?;
+        let (saved, load_error) = match store.load() {
+            Ok(saved) => (saved, None),
+            Err(e) => {
+                // Unreadable tokens are no tokens: start logged out, never panic.
+                tracing::warn!(error = %e, "reauth token store unreadable: starting logged out");
+                (None, Some(e))
+            }
+        };
         let shared = Shared::start(Parts {
             session: Session::new(config),
             store,
@@ -230,11 +251,13 @@ impl ClientBuilder {
         });
         if let Some(saved) = saved {
             let tokens = saved.to_token_set(SystemTime::now());
-            shared.with_hub(|hub, now| hub.session_mut().login(now, tokens));
+            // Not written back: another process may have rotated them since.
+            shared.with_hub(|hub, now| hub.restore(now, tokens));
         }
         Ok(Client {
             shared,
             http: self.http,
+            load_error,
         })
     }
 }

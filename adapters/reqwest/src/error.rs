@@ -47,7 +47,4 @@ pub enum BuildError {
     /// The internal token-endpoint client could not be built.
     #[error("could not build the token-endpoint client: {0}")]
     TokenClient(#[source] reqwest::Error),
-    /// The store could not be read.
-    #[error(transparent)]
-    Store(#[from] reauth_core::StoreError),
 }

@@ -58,6 +58,7 @@
 mod client;
 mod error;
 mod middleware;
+mod refresh;
 mod shared;
 mod source;
 

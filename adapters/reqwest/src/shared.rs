@@ -28,16 +28,16 @@ pub(crate) struct Shared {
     /// Serialises carrying out effects, so store writes land in the order the session
     /// emitted them. Taken before the hub lock is released; never the other way round.
     effects: Mutex<()>,
-    store: Arc<dyn TokenStore>,
+    pub(crate) store: Arc<dyn TokenStore>,
     events: broadcast::Sender<Event>,
-    source: Source,
-    token_http: reqwest::Client,
+    pub(crate) source: Source,
+    pub(crate) token_http: reqwest::Client,
     runtime: tokio::runtime::Handle,
     /// Wakes the timer task when an input may have moved the next deadline.
     timer: Arc<Notify>,
-    refresh_timeout: Duration,
+    pub(crate) refresh_timeout: Duration,
     waiter_timeout: Duration,
-    allow_insecure_http: bool,
+    pub(crate) allow_insecure_http: bool,
 }
 
 pub(crate) struct Parts {
@@ -135,35 +135,9 @@ impl Shared {
             let _ = self.events.send(event);
         }
         for (id, refresh_token) in fx.refreshes {
-            let shared = self.clone();
             let span = tracing::info_span!("reauth.refresh", id = %id);
-            // Spawned, so no caller's cancellation can abort the refresh or strand waiters.
-            self.runtime.spawn(
-                async move {
-                    debug!("refresh started");
-                    let refresh = shared.source.refresh(
-                        &shared.token_http,
-                        refresh_token,
-                        shared.allow_insecure_http,
-                    );
-                    let outcome = match tokio::time::timeout(shared.refresh_timeout, refresh).await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => reauth_core::RefreshOutcome::Failed(
-                            reauth_core::RefreshError::transient(
-                                reauth_core::RefreshErrorKind::Timeout,
-                            )
-                            .with_detail("no answer within the refresh timeout"),
-                        ),
-                    };
-                    debug!(
-                        success = matches!(outcome, reauth_core::RefreshOutcome::Success(_)),
-                        "refresh finished"
-                    );
-                    shared.with_hub(|hub, now| hub.refresh_done(now, id, outcome));
-                }
-                .instrument(span),
-            );
+            self.runtime
+                .spawn(crate::refresh::run(self.clone(), id, refresh_token).instrument(span));
         }
     }
 

@@ -1,0 +1,391 @@
+//! [`FileStore`]: tokens in a file, kept across restarts and shared by processes.
+
+mod error;
+mod format;
+mod lock;
+
+pub use error::FileStoreError;
+pub use lock::FileLock;
+
+use reauth_core::{RefreshLock, SavedTokens, StoreError, TokenStore};
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long a load waits for the lock before setting an unreadable file aside.
+const QUARANTINE_WAIT: Duration = Duration::from_secs(2);
+/// Temporary files older than this are leftovers of a crashed writer and are removed (by
+/// the holder of the lock). A live write takes milliseconds.
+const TEMP_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Keeps tokens in a file, so a session survives restarts, and lets several processes
+/// share that file safely.
+///
+/// - **Format**: versioned JSON with the expiry as absolute UNIX time and a checksum
+///   over the tokens (see below). Every field is checked on load: token texts, version,
+///   plausible times, checksum.
+/// - **Atomic replacement**: a save writes a new `0600` temporary file in the same
+///   folder, syncs it, renames it over the token file and syncs the folder. A crash at
+///   any moment leaves the old file or the new one, never a mix. A temporary file left by
+///   a crash is ignored, and removed once it is a minute old.
+/// - **Unreadable files** (corrupt, truncated, written by a newer version) give a typed
+///   [`FileStoreError`]; the file is renamed aside as `<name>.corrupt-<unix-seconds>` for
+///   inspection, never silently overwritten, and a client starts logged out.
+/// - **Cross-process single-flight**: [`TokenStore::lock_refresh`] takes an exclusive
+///   lock on `<name>.lock` beside the file, waiting at most a deadline. The refreshing
+///   process re-reads the file under it and adopts tokens another process already rotated
+///   instead of presenting a rotated-away refresh token (which would revoke the session
+///   at servers with reuse detection). See
+///   [`driver::begin_refresh`](reauth_core::driver::begin_refresh).
+/// - **Permissions**: on Unix the token file and the lock file are `0600`, a folder it
+///   creates is `0700`.
+///
+/// Errors and `Debug` never show token text.
+///
+/// ```no_run
+/// # #[cfg(feature = "reqwest")]
+/// # async fn demo(config: reauth::Config, grant: reauth::protocol::OAuth2Grant)
+/// #     -> Result<(), Box<dyn std::error::Error>> {
+/// use reauth::FileStore;
+///
+/// let client = reauth::reqwest::Client::builder(reqwest::Client::new(), config)
+///     .oauth2(grant)
+///     .store(FileStore::new("/home/me/.config/mytool/tokens.json"))
+///     .build()?; // loads the file; a bad file is set aside and the client starts logged out
+/// if let Some(e) = client.store_load_error() {
+///     eprintln!("please log in again ({e})");
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// The file (version 1):
+///
+/// ```json
+/// {
+///   "format": "reauth-tokens",
+///   "version": 1,
+///   "checksum": "crc32:<8 hex digits over the compact JSON of tokens>",
+///   "tokens": {
+///     "access_token": "…",
+///     "refresh_token": "…",
+///     "expires_at": 1767229200,
+///     "scope": "read write",
+///     "saved_at": 1767225600
+///   }
+/// }
+/// ```
+pub struct FileStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+    /// True while a [`FileLock`] of this store is alive (this process holds the lock).
+    holding: Arc<AtomicBool>,
+    persist_pause: Option<Duration>,
+}
+
+impl std::fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.path)
+            .field("lock_path", &self.lock_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileStore {
+    /// A store for the token file at `path` (created on the first save, with its folder).
+    /// The lock file is `path` with `.lock` appended.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        Self {
+            path,
+            lock_path: lock_path.into(),
+            holding: Arc::new(AtomicBool::new(false)),
+            persist_pause: None,
+        }
+    }
+
+    /// The token file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The lock file beside it.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// For crash tests only: pause this long in the middle of writing the temporary
+    /// file, so that a `kill -9` lands mid-save.
+    #[doc(hidden)]
+    pub fn persist_pause_for_tests(mut self, pause: Duration) -> Self {
+        self.persist_pause = Some(pause);
+        self
+    }
+
+    /// Reads the tokens: `Ok(None)` if there is no file. An unreadable file is renamed
+    /// aside (under the refresh lock, so a file another process is just replacing is not
+    /// mistaken for it) and reported with the new name.
+    pub fn read(&self) -> Result<Option<SavedTokens>, FileStoreError> {
+        let bytes = match self.read_bytes()? {
+            Some(bytes) => bytes,
+            None => return Ok(None),
+        };
+        let first = match self.decode(&bytes) {
+            Ok(tokens) => return Ok(Some(tokens)),
+            Err(e) if !e.is_unreadable() => return Err(e),
+            Err(e) => e,
+        };
+        // Look again under the lock: a writer may have just replaced the file.
+        let _lock = if self.holding.load(Ordering::SeqCst) {
+            None
+        } else {
+            match self.lock(QUARANTINE_WAIT) {
+                Ok(lock) => Some(lock),
+                // Cannot be sure it is still the bad file: report, keep it in place.
+                Err(_) => return Err(first),
+            }
+        };
+        let bytes = match self.read_bytes()? {
+            Some(bytes) => bytes,
+            None => return Ok(None),
+        };
+        match self.decode(&bytes) {
+            Ok(tokens) => Ok(Some(tokens)),
+            Err(mut e) => {
+                if e.is_unreadable() {
+                    if let Some(to) = self.quarantine()? {
+                        e.set_quarantined(to);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces the tokens atomically. An unreadable file in the way is renamed aside
+    /// first, not overwritten.
+    pub fn write(&self, tokens: &SavedTokens) -> Result<(), FileStoreError> {
+        self.set_aside_if_unreadable()?;
+        let dir = self.dir();
+        create_dir(dir)?;
+        let bytes = format::encode(tokens, SystemTime::now());
+        let mut temp = tempfile::Builder::new()
+            .prefix(&self.temp_prefix())
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| FileStoreError::io(dir, "creating a temporary file", e))?;
+        // tempfile creates it 0600 on Unix: the tokens are never readable by others.
+        let (head, tail) = bytes.split_at(bytes.len() / 2);
+        let file = temp.as_file_mut();
+        let written = (|| {
+            file.write_all(head)?;
+            if let Some(pause) = self.persist_pause {
+                file.flush()?;
+                std::thread::sleep(pause);
+            }
+            file.write_all(tail)?;
+            file.sync_all()
+        })();
+        written.map_err(|e| FileStoreError::io(temp.path(), "writing the temporary file", e))?;
+        temp.persist(&self.path)
+            .map_err(|e| FileStoreError::io(&self.path, "replacing the token file", e.error))?;
+        sync_dir(dir)
+    }
+
+    /// Deletes the token file (an unreadable one is renamed aside instead).
+    pub fn remove(&self) -> Result<(), FileStoreError> {
+        self.set_aside_if_unreadable()?;
+        match fs::remove_file(&self.path) {
+            Ok(()) => sync_dir(self.dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(FileStoreError::io(&self.path, "removing the token file", e)),
+        }
+    }
+
+    /// Takes the refresh lock shared by every process using this file, waiting at most
+    /// `wait` ([`FileStoreError::LockTimeout`] then). Released when the [`FileLock`] is
+    /// dropped, or by the operating system if the process dies. Also removes temporary
+    /// files that crashed writers left behind.
+    pub fn lock(&self, wait: Duration) -> Result<FileLock, FileStoreError> {
+        create_dir(self.dir())?;
+        let lock = lock::acquire(&self.lock_path, wait, &self.holding)?;
+        self.remove_stale_temps();
+        Ok(lock)
+    }
+
+    fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+
+    fn file_name(&self) -> OsString {
+        self.path
+            .file_name()
+            .map_or_else(|| OsString::from("tokens"), ToOwned::to_owned)
+    }
+
+    fn temp_prefix(&self) -> OsString {
+        let mut prefix = OsString::from(".");
+        prefix.push(self.file_name());
+        prefix.push(".");
+        prefix
+    }
+
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>, FileStoreError> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FileStoreError::io(&self.path, "opening the token file", e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(format::MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| FileStoreError::io(&self.path, "reading the token file", e))?;
+        Ok(Some(bytes))
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<SavedTokens, FileStoreError> {
+        let path = self.path.clone();
+        if bytes.len() as u64 > format::MAX_FILE_BYTES {
+            return Err(FileStoreError::Corrupt {
+                path,
+                reason: format!("larger than {} bytes", format::MAX_FILE_BYTES),
+                quarantined: None,
+            });
+        }
+        format::decode(bytes, SystemTime::now()).map_err(|bad| match bad {
+            format::Bad::Truncated => FileStoreError::Truncated {
+                path,
+                quarantined: None,
+            },
+            format::Bad::FutureVersion(found) => FileStoreError::FutureVersion {
+                path,
+                found,
+                supported: format::VERSION,
+                quarantined: None,
+            },
+            format::Bad::Corrupt(reason) => FileStoreError::Corrupt {
+                path,
+                reason,
+                quarantined: None,
+            },
+        })
+    }
+
+    fn set_aside_if_unreadable(&self) -> Result<(), FileStoreError> {
+        if let Some(bytes) = self.read_bytes()? {
+            if self.decode(&bytes).is_err_and(|e| e.is_unreadable()) {
+                self.quarantine()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames the token file to `<name>.corrupt-<unix-seconds>[-n]` in its folder.
+    /// `None` if it vanished meanwhile.
+    fn quarantine(&self) -> Result<Option<PathBuf>, FileStoreError> {
+        let secs = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for n in 0..100u32 {
+            let mut name = self.file_name();
+            name.push(format!(".corrupt-{secs}"));
+            if n > 0 {
+                name.push(format!("-{n}"));
+            }
+            let to = self.dir().join(name);
+            if to.exists() {
+                continue;
+            }
+            return match fs::rename(&self.path, &to) {
+                Ok(()) => {
+                    sync_dir(self.dir())?;
+                    Ok(Some(to))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(FileStoreError::io(
+                    &self.path,
+                    "setting the bad file aside",
+                    e,
+                )),
+            };
+        }
+        Err(FileStoreError::io(
+            &self.path,
+            "setting the bad file aside",
+            io::Error::new(io::ErrorKind::AlreadyExists, "too many quarantined files"),
+        ))
+    }
+
+    /// Removes temporary files of this store older than [`TEMP_MAX_AGE`]. Best effort.
+    fn remove_stale_temps(&self) {
+        let Ok(entries) = fs::read_dir(self.dir()) else {
+            return;
+        };
+        let prefix = self.temp_prefix();
+        let prefix = prefix.as_encoded_bytes();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.as_encoded_bytes();
+            if !(name.starts_with(prefix) && name.ends_with(b".tmp")) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > TEMP_MAX_AGE);
+            if old {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+impl TokenStore for FileStore {
+    fn load(&self) -> Result<Option<SavedTokens>, StoreError> {
+        Ok(self.read()?)
+    }
+
+    fn save(&self, tokens: &SavedTokens) -> Result<(), StoreError> {
+        Ok(self.write(tokens)?)
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        Ok(self.remove()?)
+    }
+
+    fn lock_refresh(&self, wait: Duration) -> Result<Option<Box<dyn RefreshLock>>, StoreError> {
+        Ok(Some(Box::new(self.lock(wait)?)))
+    }
+}
+
+fn create_dir(dir: &Path) -> Result<(), FileStoreError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| FileStoreError::io(dir, "creating the folder", e))
+}
+
+/// Makes a rename in `dir` durable: on Unix the folder itself must be synced.
+fn sync_dir(dir: &Path) -> Result<(), FileStoreError> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| FileStoreError::io(dir, "syncing the folder", e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! [`FileStoreError`]: what can go wrong with a token file. No message holds token text.
+
+use reauth_core::{StoreError, StoreErrorKind};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A [`FileStore`](crate::FileStore) failed.
+///
+/// An unreadable file ([`Corrupt`](Self::Corrupt), [`Truncated`](Self::Truncated),
+/// [`FutureVersion`](Self::FutureVersion)) is renamed aside, never overwritten, and the
+/// new name is in [`quarantined`](Self::quarantined); a client then starts logged out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileStoreError {
+    /// The file is not a valid token file: not JSON, a wrong or missing field, a token
+    /// that could never be sent, an implausible expiry, or a checksum mismatch (the file
+    /// was edited or damaged).
+    #[error("token file {}: corrupt: {reason}{}", path.display(), aside(quarantined))]
+    Corrupt {
+        /// The token file.
+        path: PathBuf,
+        /// What is wrong, without any token text.
+        reason: String,
+        /// Where the bad file was moved, if it could be.
+        quarantined: Option<PathBuf>,
+    },
+    /// The file is empty or ends early.
+    #[error("token file {}: truncated{}", path.display(), aside(quarantined))]
+    Truncated {
+        /// The token file.
+        path: PathBuf,
+        /// Where the bad file was moved, if it could be.
+        quarantined: Option<PathBuf>,
+    },
+    /// The file was written by a newer reauth, in a format this build cannot read.
+    #[error(
+        "token file {}: format version {found} is newer than this build reads ({supported}){}",
+        path.display(),
+        aside(quarantined)
+    )]
+    FutureVersion {
+        /// The token file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u64,
+        /// The newest version this build reads.
+        supported: u64,
+        /// Where the file was moved, if it could be.
+        quarantined: Option<PathBuf>,
+    },
+    /// Another process held the refresh lock past the deadline.
+    #[error("lock {}: still held by another process after {waited:?}", path.display())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this process waited.
+        waited: Duration,
+    },
+    /// Reading, writing, renaming or locking failed.
+    #[error("token file {}: {op}: {source}", path.display())]
+    Io {
+        /// The file or folder the operation was on.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn aside(quarantined: &Option<PathBuf>) -> String {
+    match quarantined {
+        Some(p) => format!(" (kept aside as {})", p.display()),
+        None => String::new(),
+    }
+}
+
+impl FileStoreError {
+    pub(crate) fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            op,
+            source,
+        }
+    }
+
+    /// Where an unreadable file was moved for inspection, if it was.
+    pub fn quarantined(&self) -> Option<&Path> {
+        match self {
+            Self::Corrupt { quarantined, .. }
+            | Self::Truncated { quarantined, .. }
+            | Self::FutureVersion { quarantined, .. } => quarantined.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// True for an unreadable file (corrupt, truncated, newer version): logging in again
+    /// is the remedy, retrying is not.
+    pub fn is_unreadable(&self) -> bool {
+        matches!(
+            self,
+            Self::Corrupt { .. } | Self::Truncated { .. } | Self::FutureVersion { .. }
+        )
+    }
+
+    pub(crate) fn set_quarantined(&mut self, to: PathBuf) {
+        match self {
+            Self::Corrupt { quarantined, .. }
+            | Self::Truncated { quarantined, .. }
+            | Self::FutureVersion { quarantined, .. } => *quarantined = Some(to),
+            _ => {}
+        }
+    }
+}
+
+/// For the [`TokenStore`](reauth_core::TokenStore) trait: the kind is mapped, the
+/// message kept, and the typed error stays reachable with
+/// [`StoreError::downcast_ref`].
+impl From<FileStoreError> for StoreError {
+    fn from(e: FileStoreError) -> Self {
+        let kind = match &e {
+            FileStoreError::Corrupt { .. }
+            | FileStoreError::Truncated { .. }
+            | FileStoreError::FutureVersion { .. } => StoreErrorKind::Corrupt,
+            FileStoreError::LockTimeout { .. } => StoreErrorKind::LockTimeout,
+            FileStoreError::Io { .. } => StoreErrorKind::Io,
+        };
+        StoreError::with_kind(kind, e.to_string()).with_source(e)
+    }
+}

@@ -1,0 +1,282 @@
+//! The token file's format, version 1: JSON, with the expiry as UNIX seconds and a CRC-32
+//! over the payload.
+//!
+//! ```json
+//! {
+//!   "format": "reauth-tokens",
+//!   "version": 1,
+//!   "checksum": "crc32:1c291ca3",
+//!   "tokens": {
+//!     "access_token": "…",
+//!     "refresh_token": "…",
+//!     "expires_at": 1767229200,
+//!     "scope": "read write",
+//!     "saved_at": 1767225600
+//!   }
+//! }
+//! ```
+//!
+//! The checksum is over the compact JSON serialization of `tokens` (fixed field order, no
+//! floats, so it is the same on every platform), not over the file's bytes: re-indenting
+//! the file keeps it valid, changing any value does not. `refresh_token`, `expires_at` and
+//! `scope` may be `null`. Unknown fields are refused: a later format that needs new fields
+//! gets a new `version`, which older readers report as
+//! [`FileStoreError::FutureVersion`](super::FileStoreError::FutureVersion).
+
+use reauth_core::{AccessToken, RefreshToken, SavedTokens, MAX_LIFETIME};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The `format` field: marks the file as ours.
+pub(crate) const FORMAT: &str = "reauth-tokens";
+/// The version this build writes, and the newest it reads.
+pub(crate) const VERSION: u64 = 1;
+/// Larger files are not token files: refused without reading them whole.
+pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// Clock skew tolerated between the writer and the reader.
+const SKEW: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the bytes are not a valid token file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bad {
+    /// Cut off: empty, or the JSON ends early.
+    Truncated,
+    /// A newer format version.
+    FutureVersion(u64),
+    /// Anything else; the reason never holds token text.
+    Corrupt(String),
+}
+
+/// Only the fields that decide how to read the rest; anything else is ignored here.
+#[derive(Deserialize)]
+struct Header {
+    format: Option<String>,
+    version: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    format: String,
+    version: u64,
+    checksum: String,
+    tokens: PayloadV1,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadV1 {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_at: Option<u64>,
+    scope: Option<String>,
+    saved_at: u64,
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn checksum(payload: &PayloadV1) -> String {
+    let bytes = serde_json::to_vec(payload).expect("a struct of strings and integers serializes");
+    format!("crc32:{:08x}", crc32fast::hash(&bytes))
+}
+
+/// The file's bytes for `tokens`, saved at wall time `now`.
+pub(crate) fn encode(tokens: &SavedTokens, now: SystemTime) -> Vec<u8> {
+    let payload = PayloadV1 {
+        access_token: tokens.access_token.secret().to_owned(),
+        refresh_token: tokens.refresh_token.as_ref().map(|r| r.secret().to_owned()),
+        // Rounded down: a token is never believed to live longer than it does.
+        expires_at: tokens.expires_at.map(unix_secs),
+        scope: tokens.scope.clone(),
+        saved_at: unix_secs(now),
+    };
+    let file = FileV1 {
+        format: FORMAT.to_owned(),
+        version: VERSION,
+        checksum: checksum(&payload),
+        tokens: payload,
+    };
+    let mut bytes =
+        serde_json::to_vec_pretty(&file).expect("a struct of strings and integers serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Reads and checks a token file read at wall time `now`.
+pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<SavedTokens, Bad> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Bad::Truncated);
+    }
+    let header: Header = serde_json::from_slice(bytes).map_err(json_error)?;
+    if header.format.as_deref() != Some(FORMAT) {
+        return Err(Bad::Corrupt(format!(
+            "not a reauth token file (no \"format\": \"{FORMAT}\")"
+        )));
+    }
+    match header.version {
+        None => return Err(Bad::Corrupt("no format version".into())),
+        Some(v) if v > VERSION => return Err(Bad::FutureVersion(v)),
+        Some(VERSION) => {}
+        Some(v) => return Err(Bad::Corrupt(format!("unknown format version {v}"))),
+    }
+    let file: FileV1 = serde_json::from_slice(bytes).map_err(json_error)?;
+    if file.checksum != checksum(&file.tokens) {
+        return Err(Bad::Corrupt(
+            "checksum mismatch: the tokens were altered or damaged".into(),
+        ));
+    }
+    validate(file.tokens, now)
+}
+
+/// Every field, checked as the rest of reauth would: the tokens must be sendable, the
+/// times plausible.
+fn validate(p: PayloadV1, now: SystemTime) -> Result<SavedTokens, Bad> {
+    let corrupt = |what: &str, why: &dyn std::fmt::Display| Bad::Corrupt(format!("{what}: {why}"));
+    let access_token = AccessToken::new(p.access_token).map_err(|e| corrupt("access_token", &e))?;
+    let refresh_token = p
+        .refresh_token
+        .map(RefreshToken::new)
+        .transpose()
+        .map_err(|e| corrupt("refresh_token", &e))?;
+    let latest = unix_secs(now).saturating_add((MAX_LIFETIME + SKEW).as_secs());
+    if p.saved_at > unix_secs(now).saturating_add(SKEW.as_secs()) {
+        return Err(corrupt("saved_at", &"in the future"));
+    }
+    let expires_at = match p.expires_at {
+        None => None,
+        Some(at) if at < p.saved_at => {
+            return Err(corrupt("expires_at", &"before the tokens were saved"))
+        }
+        Some(at) if at > latest => return Err(corrupt("expires_at", &"implausibly far away")),
+        Some(at) => Some(UNIX_EPOCH + Duration::from_secs(at)),
+    };
+    if let Some(scope) = &p.scope {
+        if scope.len() > 4096 || scope.chars().any(char::is_control) {
+            return Err(corrupt("scope", &"not a scope string"));
+        }
+    }
+    Ok(SavedTokens {
+        access_token,
+        refresh_token,
+        expires_at,
+        scope: p.scope,
+    })
+}
+
+/// serde_json's messages may quote the offending value (a token, maybe): keep only the
+/// category and the position.
+fn json_error(e: serde_json::Error) -> Bad {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Eof => return Bad::Truncated,
+        Category::Syntax => "JSON syntax error",
+        Category::Data => "unexpected or missing field",
+        Category::Io => "read error",
+    };
+    Bad::Corrupt(format!("{what} at line {} column {}", e.line(), e.column()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn tokens() -> SavedTokens {
+        SavedTokens {
+            access_token: AccessToken::new("SECRET-A").unwrap(),
+            refresh_token: Some(RefreshToken::new("SECRET-R").unwrap()),
+            expires_at: Some(now() + Duration::from_millis(3_600_900)),
+            scope: Some("read write".into()),
+        }
+    }
+
+    #[test]
+    fn round_trips_with_the_expiry_rounded_down() {
+        let bytes = encode(&tokens(), now());
+        let back = decode(&bytes, now()).unwrap();
+        assert_eq!(back.expires_at, Some(now() + Duration::from_secs(3600)));
+        assert_eq!(back.refresh_token, tokens().refresh_token);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.contains("\"version\": 1"), "{text}");
+        assert!(text.contains("\"expires_at\": 1800003600"), "{text}");
+    }
+
+    #[test]
+    fn reformatting_keeps_the_file_valid_but_editing_a_value_does_not() {
+        let bytes = encode(&tokens(), now());
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let compact = serde_json::to_vec(&value).unwrap();
+        assert!(decode(&compact, now()).is_ok());
+        let edited = String::from_utf8(bytes)
+            .unwrap()
+            .replace("SECRET-R", "SECRET-X");
+        assert_eq!(
+            decode(edited.as_bytes(), now()),
+            Err(Bad::Corrupt(
+                "checksum mismatch: the tokens were altered or damaged".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn every_prefix_is_an_error_never_a_panic() {
+        let bytes = encode(&tokens(), now());
+        for cut in 0..bytes.len() - 1 {
+            match decode(&bytes[..cut], now()) {
+                Err(Bad::Truncated) => {}
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn bad_fields_are_named_without_their_text() {
+        let edit = |from: &str, to: &str| {
+            let text = String::from_utf8(encode(&tokens(), now())).unwrap();
+            let mut value: serde_json::Value =
+                serde_json::from_str(&text.replace(from, to)).unwrap();
+            // Re-seal, so only the field check can object.
+            let payload: PayloadV1 = serde_json::from_value(value["tokens"].clone()).unwrap();
+            value["checksum"] = checksum(&payload).into();
+            decode(&serde_json::to_vec(&value).unwrap(), now())
+        };
+        let err = format!("{:?}", edit("SECRET-A", "SECRET A"));
+        assert!(
+            err.contains("access_token") && !err.contains("SECRET"),
+            "{err}"
+        );
+        let err = format!("{:?}", edit("1800003600", "999999999999"));
+        assert!(err.contains("implausibly"), "{err}");
+        let err = format!("{:?}", edit("1800003600", "17"));
+        assert!(err.contains("before the tokens were saved"), "{err}");
+        // A token where a number belongs: serde_json would quote it, we do not.
+        let text = String::from_utf8(encode(&tokens(), now())).unwrap();
+        let swapped = text.replace("1800003600", "\"SECRET-Z\"");
+        let err = format!("{:?}", decode(swapped.as_bytes(), now()));
+        assert!(
+            err.contains("unexpected") && !err.contains("SECRET"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn versions_and_foreign_files() {
+        let future = br#"{"format":"reauth-tokens","version":7,"whatever":{}}"#;
+        assert_eq!(decode(future, now()), Err(Bad::FutureVersion(7)));
+        let zero = br#"{"format":"reauth-tokens","version":0}"#;
+        assert!(matches!(decode(zero, now()), Err(Bad::Corrupt(_))));
+        assert!(matches!(decode(b"[1,2]", now()), Err(Bad::Corrupt(_))));
+        assert!(matches!(decode(b"{\"a\":1}", now()), Err(Bad::Corrupt(_))));
+        assert!(matches!(
+            decode(b"\x00\x01garbage", now()),
+            Err(Bad::Corrupt(_))
+        ));
+        assert_eq!(decode(b"", now()), Err(Bad::Truncated));
+        assert_eq!(decode(b"  \n", now()), Err(Bad::Truncated));
+    }
+}
