@@ -92,7 +92,8 @@ pub async fn storm(client: &Client, url: &str, n: usize) -> Vec<Result<u16, Stri
             tokio::spawn(async move {
                 match client.get(url).send().await {
                     Ok(r) => Ok(r.status().as_u16()),
-                    Err(e) => Err(e.to_string()),
+                    // The whole source chain, so a transport failure says what broke.
+                    Err(e) => Err(error_chain(&e)),
                 }
             })
         })
@@ -102,4 +103,16 @@ pub async fn storm(client: &Client, url: &str, n: usize) -> Vec<Result<u16, Stri
         out.push(t.await.unwrap());
     }
     out
+}
+
+/// An error and all its sources, one after another.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
