@@ -15,10 +15,11 @@ use crate::credential::Attempt;
 use crate::error::Error;
 use crate::ids::{RefreshId, WaiterId};
 use crate::machine::Session;
-use crate::store::SavedTokens;
+use crate::store::{SavedTokens, StoreError, TokenStore};
 use crate::token::RefreshToken;
 use http::{HeaderMap, StatusCode, Uri};
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::time::{Instant, SystemTime};
 
 /// What a request should do next.
@@ -45,6 +46,22 @@ pub enum StoreOp {
     Save(SavedTokens),
     /// Delete the stored tokens.
     Clear,
+}
+
+impl StoreOp {
+    /// Carries the operation out on `store`.
+    pub fn apply(&self, store: &dyn TokenStore) -> Result<(), StoreError> {
+        match self {
+            StoreOp::Save(tokens) => store.save(tokens),
+            StoreOp::Clear => store.clear(),
+        }
+    }
+}
+
+/// A fresh backoff-jitter seed for [`Config::seed`](crate::Config::seed), different for every
+/// call, so that many clients do not retry in lockstep. Tests fix the seed instead.
+pub fn random_seed() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(Instant::now())
 }
 
 /// The work that one drain of the session produced, sorted by kind. Carry it out in field
@@ -107,6 +124,13 @@ impl<N> Hub<N> {
     /// The session, for mutators such as `login` and `logout`. Drain afterwards.
     pub fn session_mut(&mut self) -> &mut Session {
         &mut self.session
+    }
+
+    /// Logs in with tokens loaded from a store. `now` and `wall` are the same moment on the
+    /// monotonic and the wall clock; a token that expired meanwhile is refreshed before use.
+    /// Drain afterwards.
+    pub fn restore(&mut self, now: Instant, wall: SystemTime, saved: &SavedTokens) {
+        self.session.login(now, saved.to_token_set(wall));
     }
 
     /// Admits a new request to `uri`.
@@ -258,5 +282,38 @@ mod tests {
         assert_eq!(fx.events.len(), 1);
         assert_eq!(hub.parked(), 0);
         assert_eq!(hub.session().waiting(), 0);
+    }
+
+    #[test]
+    fn store_ops_apply_and_restore_round_trips() {
+        use crate::{MemoryStore, Phase};
+        let config = || Config::new(Origin::parse("https://api.test").unwrap());
+        let mut hub: Hub<()> = Hub::new(Session::new(config()));
+        let (t0, wall) = (Instant::now(), SystemTime::now());
+        hub.session_mut().login(
+            t0,
+            TokenSet::new(AccessToken::new("a").unwrap())
+                .with_refresh_token(RefreshToken::new("r").unwrap())
+                .with_expires_in(Duration::from_secs(100)),
+        );
+        let store = MemoryStore::new();
+        for op in hub.drain(t0, wall).store {
+            op.apply(&store).unwrap();
+        }
+        let saved = store.load().unwrap().expect("saved");
+        // A new process, 40 s later: the token has 60 s left and is used at once.
+        let mut next: Hub<()> = Hub::new(Session::new(config()));
+        let (t1, wall1) = (Instant::now(), wall + Duration::from_secs(40));
+        next.restore(t1, wall1, &saved);
+        assert_eq!(next.session().phase(), Phase::Valid);
+        let expires = next.session().snapshot().expires_at.unwrap();
+        assert_eq!(expires.duration_since(t1), Duration::from_secs(60));
+        // 400 s later it has expired: the restore itself asks for a refresh.
+        let mut late: Hub<()> = Hub::new(Session::new(config()));
+        late.restore(t1, wall + Duration::from_secs(400), &saved);
+        assert!(!late.drain(t1, wall).refreshes.is_empty());
+        StoreOp::Clear.apply(&store).unwrap();
+        assert!(store.load().unwrap().is_none());
+        assert_ne!(random_seed(), random_seed());
     }
 }

@@ -1,0 +1,405 @@
+//! The drive loop: the core behind a short mutex, its effects carried out outside it, the
+//! request loop, refreshes on the calling thread, and timers without a timer thread.
+//!
+//! Timers: there is no background thread. Every admission first fires the session's due
+//! deadlines (`Hub::timeout`, a no-op when nothing is due), and a parked request does not
+//! sleep past the session's next deadline: whichever parked thread wakes first fires it,
+//! and if that starts a refresh (a backoff retry), it performs the refresh itself.
+
+use crate::error::Error;
+use crate::events::Events;
+use crate::source::Source;
+use http::{HeaderValue, Uri};
+use reauth_core::driver::{Effects, Hub, Next, StoreOp};
+use reauth_core::{
+    Attempt, Event, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome, RefreshToken,
+    Session, TokenStore, WaiterId,
+};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tracing::{debug, info, trace, warn};
+use ureq::http::Response;
+use ureq::Body;
+
+type Wake = SyncSender<Result<Attempt, reauth_core::Error>>;
+
+/// Extra time a parked request waits beyond the session's own waiter deadline. The session
+/// fails the waiter first; this only guards against a bug leaving it parked forever.
+const WAIT_SLACK: Duration = Duration::from_secs(5);
+
+/// Used when `now + d` does not fit in an `Instant`.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A response, and whether its final hop carried the session's credential (only then does
+/// its status say anything about the token).
+pub(crate) struct Sent {
+    pub(crate) response: Response<Body>,
+    pub(crate) authorized: bool,
+}
+
+/// How one request reaches the network: the wrapper (which can send a request again), or
+/// the rest of a ureq middleware chain (which can send it once).
+pub(crate) trait Transport {
+    /// Where the request goes.
+    fn uri(&self) -> &Uri;
+    /// True if the request may be sent more than once.
+    fn replayable(&self) -> bool;
+    /// Sends the request once with the session's credential.
+    fn send_authorized(&mut self, credential: &HeaderValue) -> Result<Sent, Error>;
+    /// Sends the request once, exactly as the caller built it.
+    fn send_anonymous(&mut self) -> Result<Response<Body>, Error>;
+    /// Hands an authorized response to the caller (applying `http_status_as_error`).
+    fn deliver(&mut self, response: Response<Body>) -> Result<Response<Body>, Error>;
+}
+
+pub(crate) struct Shared {
+    hub: Mutex<Hub<Wake>>,
+    /// Serialises carrying out effects, so store writes land in the order the session
+    /// emitted them. Taken before the hub lock is released; never the other way round.
+    effects: Mutex<()>,
+    store: Arc<dyn TokenStore>,
+    events: Events,
+    source: Source,
+    token_agent: ureq::Agent,
+    refresh_timeout: Duration,
+    waiter_timeout: Duration,
+    allow_insecure_http: bool,
+}
+
+pub(crate) struct Parts {
+    pub(crate) session: Session,
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) events: Events,
+    pub(crate) source: Source,
+    pub(crate) token_agent: ureq::Agent,
+    pub(crate) allow_insecure_http: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let config = parts.session.config();
+        let (refresh_timeout, waiter_timeout) = (config.refresh_timeout, config.waiter_timeout);
+        Self {
+            hub: Mutex::new(Hub::new(parts.session)),
+            effects: Mutex::new(()),
+            store: parts.store,
+            events: parts.events,
+            source: parts.source,
+            token_agent: parts.token_agent,
+            refresh_timeout,
+            waiter_timeout,
+            allow_insecure_http: parts.allow_insecure_http,
+        }
+    }
+
+    fn lock_hub(&self) -> MutexGuard<'_, Hub<Wake>> {
+        // Every critical section leaves the hub consistent, so a panic elsewhere (which
+        // poisons the lock) must not take the whole agent down with it.
+        self.hub.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the hub under the lock, then carries out what it produced outside the
+    /// lock: store, wake-ups and events in order, then callbacks, then any refresh the
+    /// session asked for, performed on this thread. Returns what `f` returned.
+    pub(crate) fn with_hub<R>(&self, f: impl FnOnce(&mut Hub<Wake>, Instant) -> R) -> R {
+        let now = Instant::now();
+        let mut hub = self.lock_hub();
+        let before = hub.session().phase();
+        let result = f(&mut hub, now);
+        let after = hub.session().phase();
+        if before != after {
+            debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
+        }
+        let fx = hub.drain(now, SystemTime::now());
+        if fx.is_empty() {
+            return result;
+        }
+        let order = self.effects.lock().unwrap_or_else(|e| e.into_inner());
+        drop(hub);
+        let Effects {
+            store,
+            wake,
+            events,
+            refreshes,
+            ..
+        } = fx;
+        self.carry_out(store, wake, &events);
+        drop(order);
+        // From here on a refresh the session is waiting for is always answered: run, or
+        // reported abandoned if this thread unwinds first (a callback or the refresh
+        // itself panicking).
+        let pending: Vec<PendingRefresh<'_>> = refreshes
+            .into_iter()
+            .map(|(id, refresh_token)| PendingRefresh {
+                shared: self,
+                id,
+                refresh_token,
+                answered: false,
+            })
+            .collect();
+        for event in &events {
+            self.events.call(event);
+        }
+        for refresh in pending {
+            refresh.run();
+        }
+        result
+    }
+
+    fn carry_out(&self, store: Vec<StoreOp>, wake: Vec<(Wake, WakeResult)>, events: &[Event]) {
+        for op in store {
+            if let Err(e) = op.apply(self.store.as_ref()) {
+                warn!(error = %e, "reauth token store failed");
+            }
+        }
+        for (tx, outcome) in wake {
+            // Capacity 1 and one message per waiter: never blocks. A receiver that is gone
+            // belongs to a request that just gave up.
+            let _ = tx.try_send(outcome);
+        }
+        for event in events {
+            match event {
+                Event::Refreshed { generation, .. } => {
+                    info!(generation = generation.get(), "reauth token refreshed")
+                }
+                Event::RefreshFailed {
+                    error,
+                    attempt,
+                    retry_at,
+                    ..
+                } => {
+                    warn!(%error, attempt, retry_scheduled = retry_at.is_some(), "reauth refresh failed")
+                }
+                Event::LoggedOut { reason } => warn!(%reason, "reauth session logged out"),
+                _ => {}
+            }
+            self.events.send(event);
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn snapshot(&self) -> reauth_core::Snapshot {
+        self.lock_hub().session().snapshot()
+    }
+
+    /// Sends a request through the session: attach the credential, replay after a refresh,
+    /// hand back the final response.
+    pub(crate) fn run(&self, transport: &mut impl Transport) -> Result<Response<Body>, Error> {
+        let uri = transport.uri().clone();
+        let replayable = transport.replayable();
+        let mut step = self.with_hub(|hub, now| {
+            // No timer thread: fire what is due (a backoff retry, the stale window, the
+            // expiry) before admitting. Free when nothing is due.
+            hub.timeout(now);
+            let next = hub.begin(now, &uri);
+            self.park(hub, next, now)
+        });
+        loop {
+            step = match step {
+                Step::Go(Next::Send(attempt)) => {
+                    trace!(
+                        generation = attempt.generation().get(),
+                        replay = attempt.is_replay(),
+                        "reauth sending"
+                    );
+                    let sent = transport.send_authorized(attempt.header_value())?;
+                    if !sent.authorized {
+                        // Redirected to an origin that got no credential: its status says
+                        // nothing about the token.
+                        return transport.deliver(sent.response);
+                    }
+                    let response = sent.response;
+                    let step = self.with_hub(|hub, now| {
+                        let next = hub.respond(
+                            now,
+                            &attempt,
+                            response.status(),
+                            response.headers(),
+                            replayable,
+                        );
+                        self.park(hub, next, now)
+                    });
+                    if matches!(step, Step::Go(Next::Deliver)) {
+                        return transport.deliver(response);
+                    }
+                    trace!(
+                        status = response.status().as_u16(),
+                        "reauth response needs a refresh or replay"
+                    );
+                    // Not handed out: dropping it closes its connection rather than reading a
+                    // body that might never come.
+                    drop(response);
+                    step
+                }
+                Step::Go(Next::SendAnonymous) => {
+                    trace!("reauth sending without credential: origin not allowed");
+                    return transport.send_anonymous();
+                }
+                Step::Go(Next::Fail(e)) => return Err(e.into()),
+                Step::Parked(parked) => Step::Go(self.wait(parked)?),
+                Step::Go(_) => return Err(Error::Disconnected),
+            };
+        }
+    }
+
+    /// Registers the notifier of a request told to wait, under the same lock as the input
+    /// that said so.
+    fn park<'s>(&'s self, hub: &mut Hub<Wake>, next: Next, now: Instant) -> Step<'s> {
+        match next {
+            Next::Wait(waiter) => {
+                let (tx, rx) = sync_channel(1);
+                hub.register(waiter, tx);
+                let deadline = now
+                    .checked_add(self.waiter_timeout)
+                    .or_else(|| now.checked_add(FAR))
+                    .unwrap_or(now);
+                Step::Parked(Parked {
+                    shared: self,
+                    waiter,
+                    rx,
+                    give_up: deadline.checked_add(WAIT_SLACK).unwrap_or(deadline),
+                    open: true,
+                })
+            }
+            other => Step::Go(other),
+        }
+    }
+
+    /// Blocks until the session resumes or fails the parked request. Never sleeps past the
+    /// session's next deadline: on waking for one, fires it (which may resolve this very
+    /// request, or start a refresh that this thread then performs).
+    fn wait(&self, mut parked: Parked<'_>) -> Result<Next, Error> {
+        trace!(waiter = %parked.waiter, "reauth waiting for refresh");
+        loop {
+            let next_deadline = self.lock_hub().session().poll_timeout();
+            let wake_at = next_deadline.map_or(parked.give_up, |at| at.min(parked.give_up));
+            let outcome = parked
+                .rx
+                .recv_timeout(wake_at.saturating_duration_since(Instant::now()));
+            match outcome {
+                Ok(result) => {
+                    parked.open = false;
+                    return Ok(resolved(result));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    parked.open = false;
+                    return Err(Error::Disconnected);
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= parked.give_up => {
+                    parked.cancel();
+                    // The answer may have raced the cancellation.
+                    return Ok(parked
+                        .rx
+                        .try_recv()
+                        .map_or(Next::Fail(reauth_core::Error::Timeout), resolved));
+                }
+                Err(RecvTimeoutError::Timeout) => self.with_hub(|hub, now| hub.timeout(now)),
+            }
+        }
+    }
+
+    fn refresh(&self, id: RefreshId, refresh_token: Option<RefreshToken>) -> RefreshOutcome {
+        let span = tracing::info_span!("reauth.refresh", id = %id);
+        let _entered = span.enter();
+        debug!("refresh started");
+        let outcome = self.source.refresh(
+            &self.token_agent,
+            refresh_token,
+            self.allow_insecure_http,
+            self.refresh_timeout,
+        );
+        debug!(
+            success = matches!(outcome, RefreshOutcome::Success(_)),
+            "refresh finished"
+        );
+        outcome
+    }
+}
+
+type WakeResult = Result<Attempt, reauth_core::Error>;
+
+fn resolved(result: WakeResult) -> Next {
+    match result {
+        Ok(attempt) => Next::Send(attempt),
+        Err(e) => Next::Fail(e),
+    }
+}
+
+/// A `Next`, or a parked request with its receiver.
+enum Step<'s> {
+    Go(Next),
+    Parked(Parked<'s>),
+}
+
+/// A request parked on the session. If it goes away unresolved (its thread unwinds), the
+/// session forgets it.
+struct Parked<'s> {
+    shared: &'s Shared,
+    waiter: WaiterId,
+    rx: Receiver<WakeResult>,
+    /// The session's own deadline for this waiter, plus slack.
+    give_up: Instant,
+    open: bool,
+}
+
+impl Parked<'_> {
+    fn cancel(&mut self) {
+        if std::mem::take(&mut self.open) {
+            // Cancelling emits no command, so no effects to carry out. While unwinding the
+            // hub lock may be held further up this very thread: never block on it then.
+            let hub = if std::thread::panicking() {
+                self.shared.hub.try_lock().ok()
+            } else {
+                Some(self.shared.lock_hub())
+            };
+            if let Some(mut hub) = hub {
+                hub.cancel(self.waiter);
+            }
+        }
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// A refresh the session asked this thread to perform. Dropped without an answer (the
+/// thread unwinds, e.g. a refresh closure panics), it reports the refresh abandoned, a
+/// transient failure: the waiters are not stranded and the next try comes after a backoff.
+struct PendingRefresh<'s> {
+    shared: &'s Shared,
+    id: RefreshId,
+    refresh_token: Option<RefreshToken>,
+    answered: bool,
+}
+
+impl PendingRefresh<'_> {
+    fn run(mut self) {
+        let outcome = self.shared.refresh(self.id, self.refresh_token.take());
+        self.answered = true;
+        let id = self.id;
+        self.shared
+            .with_hub(|hub, now| hub.refresh_done(now, id, outcome));
+    }
+}
+
+impl Drop for PendingRefresh<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            warn!(id = %self.id, "reauth refresh abandoned: the refreshing thread unwound");
+            let outcome = RefreshOutcome::Failed(
+                RefreshError::transient(RefreshErrorKind::Abandoned)
+                    .with_detail("the thread performing the refresh unwound"),
+            );
+            let id = self.id;
+            self.shared
+                .with_hub(|hub, now| hub.refresh_done(now, id, outcome));
+        }
+    }
+}
