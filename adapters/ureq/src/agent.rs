@@ -11,8 +11,8 @@ use http::{HeaderName, HeaderValue, Method, Uri};
 use reauth_core::driver::random_seed;
 use reauth_core::protocol::OAuth2Grant;
 use reauth_core::{
-    Config, Event, MemoryStore, Origin, RefreshError, RefreshProtocol, RefreshToken, Session,
-    Snapshot, TokenSet, TokenStore,
+    Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Session, Snapshot,
+    TokenSet, TokenStore,
 };
 use std::marker::PhantomData;
 use std::sync::mpsc::Receiver;
@@ -32,8 +32,6 @@ use ureq::Body;
 #[derive(Clone)]
 pub struct Agent {
     shared: Arc<Shared>,
-    http: ureq::Agent,
-    allowed: Arc<[Origin]>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -161,8 +159,8 @@ impl Agent {
         timeout: Option<Duration>,
     ) -> Result<Response<Body>, Error> {
         let mut direct = Direct {
-            agent: &self.http,
-            allowed: &self.allowed,
+            agent: &self.shared.http,
+            allowed: &self.shared.allowed,
             parts,
             body,
             timeout,
@@ -205,7 +203,7 @@ impl Agent {
 
     /// The wrapped ureq agent.
     pub fn inner(&self) -> &ureq::Agent {
-        &self.http
+        &self.shared.http
     }
 }
 
@@ -306,7 +304,6 @@ impl AgentBuilder {
             config.requires_refresh_token = requires;
         }
         config.seed = self.seed.unwrap_or_else(random_seed);
-        let allowed: Arc<[Origin]> = config.allowed_origins.clone().into();
         let token_agent = self.token_agent.unwrap_or_else(|| {
             ureq::Agent::config_builder()
                 .max_redirects(0)
@@ -322,16 +319,13 @@ impl AgentBuilder {
             events: Events::new(self.callbacks),
             source,
             token_agent,
+            http: self.http,
             allow_insecure_http: self.allow_insecure_http,
         }));
         if let Some(saved) = saved {
             shared.with_hub(|hub, now| hub.restore(now, SystemTime::now(), &saved));
         }
-        Ok(Agent {
-            shared,
-            http: self.http,
-            allowed,
-        })
+        Ok(Agent { shared })
     }
 }
 

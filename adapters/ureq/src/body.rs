@@ -91,9 +91,17 @@ fn run<B: AsSendBody>(
     request: Request<B>,
     tweak: Tweak,
 ) -> Result<Response<Body>, Error> {
-    let request = if tweak.by_hand || tweak.timeout.is_some() {
+    // Only pay for a request-level configuration when the agent's differs, or when the
+    // request may carry one of its own (ureq keeps it in the extensions).
+    let by_hand = tweak.by_hand && {
+        let config = agent.config();
+        config.max_redirects() != 0
+            || config.http_status_as_error()
+            || !request.extensions().is_empty()
+    };
+    let request = if by_hand || tweak.timeout.is_some() {
         let mut config = agent.configure_request(request);
-        if tweak.by_hand {
+        if by_hand {
             config = config.max_redirects(0).http_status_as_error(false);
         }
         if let Some(timeout) = tweak.timeout {

@@ -17,7 +17,10 @@
 //!   explicitly allowed.
 //! - Requests with a reader body are authorized but not replayed: on a 401 the session
 //!   refreshes and the caller gets the 401.
-//! - Logging goes through [`tracing`], never with token text.
+//! - Logging goes through [`tracing`], never with token text. Beware of ureq's own
+//!   logging: at `trace` level its `ureq_proto` target dumps every byte on the wire, 16 per
+//!   line, pieces of the `Authorization` header and of token requests and responses
+//!   included. Never enable `trace` for `ureq_proto` where logs are kept.
 //!
 //! ```no_run
 //! use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};

@@ -12,8 +12,8 @@ use crate::source::Source;
 use http::{HeaderValue, Uri};
 use reauth_core::driver::{Effects, Hub, Next, StoreOp};
 use reauth_core::{
-    Attempt, Event, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome, RefreshToken,
-    Session, TokenStore, WaiterId,
+    Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
+    RefreshToken, RefreshTrigger, Session, TokenStore, WaiterId,
 };
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,6 +62,14 @@ pub(crate) struct Shared {
     events: Events,
     source: Source,
     token_agent: ureq::Agent,
+    /// The application's agent, for the wrapper (a middleware sends through its chain).
+    pub(crate) http: ureq::Agent,
+    /// Where the credential may go, for redirect hops. Fixed at build time, as in the
+    /// session's config.
+    pub(crate) allowed: Box<[Origin]>,
+    /// The session's refresh trigger, fixed at build time: a response it does not fire
+    /// for is handed out without taking the lock (the session would answer `Done`).
+    trigger: RefreshTrigger,
     refresh_timeout: Duration,
     waiter_timeout: Duration,
     allow_insecure_http: bool,
@@ -73,6 +81,7 @@ pub(crate) struct Parts {
     pub(crate) events: Events,
     pub(crate) source: Source,
     pub(crate) token_agent: ureq::Agent,
+    pub(crate) http: ureq::Agent,
     pub(crate) allow_insecure_http: bool,
 }
 
@@ -80,6 +89,8 @@ impl Shared {
     pub(crate) fn new(parts: Parts) -> Self {
         let config = parts.session.config();
         let (refresh_timeout, waiter_timeout) = (config.refresh_timeout, config.waiter_timeout);
+        let allowed = config.allowed_origins.clone().into_boxed_slice();
+        let trigger = config.trigger.clone();
         Self {
             hub: Mutex::new(Hub::new(parts.session)),
             effects: Mutex::new(()),
@@ -87,6 +98,9 @@ impl Shared {
             events: parts.events,
             source: parts.source,
             token_agent: parts.token_agent,
+            http: parts.http,
+            allowed,
+            trigger,
             refresh_timeout,
             waiter_timeout,
             allow_insecure_http: parts.allow_insecure_http,
@@ -189,13 +203,13 @@ impl Shared {
     /// Sends a request through the session: attach the credential, replay after a refresh,
     /// hand back the final response.
     pub(crate) fn run(&self, transport: &mut impl Transport) -> Result<Response<Body>, Error> {
-        let uri = transport.uri().clone();
         let replayable = transport.replayable();
+        let uri = transport.uri();
         let mut step = self.with_hub(|hub, now| {
             // No timer thread: fire what is due (a backoff retry, the stale window, the
             // expiry) before admitting. Free when nothing is due.
             hub.timeout(now);
-            let next = hub.begin(now, &uri);
+            let next = hub.begin(now, uri);
             self.park(hub, next, now)
         });
         loop {
@@ -213,6 +227,10 @@ impl Shared {
                         return transport.deliver(sent.response);
                     }
                     let response = sent.response;
+                    if !self.trigger.fires(response.status(), response.headers()) {
+                        // The common case, and what the session would answer: no lock.
+                        return transport.deliver(response);
+                    }
                     let step = self.with_hub(|hub, now| {
                         let next = hub.respond(
                             now,
