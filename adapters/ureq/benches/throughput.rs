@@ -6,8 +6,11 @@
 //! medians, and the median of the ratios of adjacent rounds. It ends with the client-side
 //! cost alone (one thread, both agents answered by a middleware, no network).
 //!
-//! `cargo bench -p reauth-ureq` (env: `REAUTH_BENCH_ROUNDS` per side, default 15;
-//! `REAUTH_BENCH_REQUESTS` per thread and round, default 1000; `REAUTH_BENCH_THREADS`,
+//! Many short rounds beat a few long ones on a shared machine: adjacent rounds see the same
+//! background load, so the median of their ratios is the steadiest figure.
+//!
+//! `cargo bench -p reauth-ureq` (env: `REAUTH_BENCH_ROUNDS` per side, default 60;
+//! `REAUTH_BENCH_REQUESTS` per thread and round, default 250; `REAUTH_BENCH_THREADS`,
 //! default 16; `REAUTH_BENCH_ONLY=raw|wrapped` runs one side only, for profiling).
 
 use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
@@ -75,8 +78,8 @@ fn token_set(access: &str, refresh: &str, expires_in: u64) -> TokenSet {
 }
 
 fn main() {
-    let rounds = env("REAUTH_BENCH_ROUNDS", 15).max(1);
-    let k = env("REAUTH_BENCH_REQUESTS", 1000).max(1);
+    let rounds = env("REAUTH_BENCH_ROUNDS", 60).max(1);
+    let k = env("REAUTH_BENCH_REQUESTS", 250).max(1);
     let threads = env("REAUTH_BENCH_THREADS", 16).max(1);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -181,6 +184,15 @@ fn main() {
         median(&b) / median(&a)
     );
     println!("  median of round ratios   : {:.3}", median(&pairs));
+    let mut sorted = pairs.clone();
+    // Quartiles of the round ratios show how much the machine's load moved meanwhile.
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "  round ratios, quartiles  : {:.3} {:.3} {:.3}",
+        sorted[sorted.len() / 4],
+        median(&pairs),
+        sorted[sorted.len() * 3 / 4]
+    );
     println!(
         "  new connections while measuring: {}",
         stats.connections_accepted - connections

@@ -138,6 +138,8 @@ impl Shared {
             refreshes,
             ..
         } = fx;
+        // Should a store panic here, the refreshes below are dropped unstarted: the
+        // session's refresh timeout then counts them as failed, so nothing hangs.
         self.carry_out(store, wake, &events);
         drop(order);
         // From here on a refresh the session is waiting for is always answered: run, or
