@@ -200,6 +200,15 @@ impl<N> Hub<N> {
     /// the store.
     #[must_use]
     pub fn drain(&mut self, now: Instant, wall: SystemTime) -> Effects<N> {
+        self.drain_with(now, || wall)
+    }
+
+    /// Like [`drain`](Self::drain), but calls `wall` (e.g. `SystemTime::now`) only when a
+    /// store operation needs the wall clock, and then once: this saves a clock read on the
+    /// hot path of every request.
+    #[must_use]
+    pub fn drain_with(&mut self, now: Instant, wall: impl Fn() -> SystemTime) -> Effects<N> {
+        let mut read = None;
         let mut fx = Effects::default();
         while let Some(command) = self.session.poll_command() {
             match command {
@@ -217,9 +226,11 @@ impl<N> Hub<N> {
                         fx.wake.push((n, Err(error)));
                     }
                 }
-                Command::Persist(stored) => fx
-                    .store
-                    .push(StoreOp::Save(SavedTokens::from_stored(&stored, now, wall))),
+                Command::Persist(stored) => {
+                    let wall = *read.get_or_insert_with(&wall);
+                    fx.store
+                        .push(StoreOp::Save(SavedTokens::from_stored(&stored, now, wall)))
+                }
                 Command::Forget => fx.store.push(StoreOp::Clear),
                 Command::Event(e) => fx.events.push(e),
             }
@@ -314,6 +325,18 @@ mod tests {
         assert!(!late.drain(t1, wall).refreshes.is_empty());
         StoreOp::Clear.apply(&store).unwrap();
         assert!(store.load().unwrap().is_none());
+        // The lazy drain reads the wall clock only for a store operation, and once.
+        let reads = std::cell::Cell::new(0);
+        let counted = || {
+            reads.set(reads.get() + 1);
+            wall
+        };
+        assert!(next.drain_with(t1, counted).store.len() == 1);
+        assert_eq!(reads.get(), 1);
+        let uri: Uri = "https://api.test/x".parse().unwrap();
+        assert!(matches!(next.begin(t1, &uri), Next::Send(_)));
+        assert!(next.drain_with(t1, counted).is_empty());
+        assert_eq!(reads.get(), 1);
         assert_ne!(random_seed(), random_seed());
     }
 }

@@ -43,6 +43,12 @@ impl<'a> RequestBody<'a> {
 
     /// A body streamed from `reader` (sent chunked). It can be sent only once, so the
     /// request is never replayed.
+    ///
+    /// Consider sending such a request with `Expect: 100-continue`: the server's 401 then
+    /// arrives before any of the body is sent. Without it, a server that rejects the token
+    /// before reading the body may close the connection while the body is still being
+    /// written; the call then fails with an I/O error, and the session does not see the
+    /// 401 either.
     pub fn reader(reader: impl Read + 'a) -> Self {
         Self {
             inner: Inner::Reader(Some(Box::new(reader))),

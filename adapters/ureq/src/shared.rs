@@ -125,7 +125,7 @@ impl Shared {
         if before != after {
             debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
         }
-        let fx = hub.drain(now, SystemTime::now());
+        let fx = hub.drain_with(now, SystemTime::now);
         if fx.is_empty() {
             return result;
         }

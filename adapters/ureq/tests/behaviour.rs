@@ -262,17 +262,21 @@ fn a_reader_body_is_authorized_but_not_replayed() {
         let s = setup(ServerConfig::default(), |_| {});
         let reader = || RequestBody::reader(std::io::Cursor::new(b"hello".to_vec()));
         let url = s.server.api_url("echo");
-        let mut ok = s.agent.post(&url).send(reader()).unwrap();
+        // `Expect: 100-continue` makes the server's 401 arrive before the body is sent.
+        // Without it the server may answer and close while the body is still being
+        // written, and the call fails with a broken pipe instead of returning the 401.
+        let post = || s.agent.post(&url).header("expect", "100-continue");
+        let mut ok = post().send(reader()).unwrap();
         assert_eq!(ok.status(), 200);
         assert_eq!(ok.body_mut().read_to_string().unwrap(), "hello");
         s.server.expire_access_tokens();
         // The caller gets the 401 (the body is gone), but the session refreshes...
-        let r = s.agent.post(&url).send(reader()).unwrap();
+        let r = post().send(reader()).unwrap();
         assert_eq!(r.status(), 401);
         // ...on this very thread, before the 401 is handed back: the next call goes through
         // with the new token.
         assert_eq!(s.agent.snapshot().generation.get(), 2);
-        let mut r = s.agent.post(&url).send(reader()).unwrap();
+        let mut r = post().send(reader()).unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.body_mut().read_to_string().unwrap(), "hello");
         assert_eq!(s.server.stats().token_calls, 1);
