@@ -195,6 +195,12 @@ impl<N> Hub<N> {
         self.parked.len()
     }
 
+    /// The notifiers of the parked requests, in no particular order: e.g. to make parked
+    /// threads re-read [`Session::poll_timeout`] when the next deadline moved earlier.
+    pub fn notifiers(&self) -> impl Iterator<Item = &N> + '_ {
+        self.parked.values()
+    }
+
     /// Drains every pending command into effects. `now` and `wall` are the same moment
     /// on the monotonic and the wall clock; they turn expiry instants into wall time for
     /// the store.
@@ -272,7 +278,11 @@ mod tests {
             panic!()
         };
         hub.register(w2, "second");
+        let mut parked: Vec<_> = hub.notifiers().copied().collect();
+        parked.sort_unstable();
+        assert_eq!(parked, ["first", "second"]);
         hub.cancel(w2);
+        assert_eq!(hub.notifiers().collect::<Vec<_>>(), [&"first"]);
         // A non-replayable request learns of the 401 but is not parked.
         assert!(matches!(
             hub.respond(t0, &a, StatusCode::UNAUTHORIZED, &HeaderMap::new(), false),

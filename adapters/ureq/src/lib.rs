@@ -104,6 +104,7 @@ mod middleware;
 mod redirect;
 mod shared;
 mod source;
+mod wait;
 
 pub use agent::{Agent, AgentBuilder, RequestBuilder};
 pub use body::RequestBody;

@@ -4,25 +4,28 @@
 //! Timers: there is no background thread. Every admission first fires the session's due
 //! deadlines (`Hub::timeout`, a no-op when nothing is due), and a parked request does not
 //! sleep past the session's next deadline: whichever parked thread wakes first fires it,
-//! and if that starts a refresh (a backoff retry), it performs the refresh itself.
+//! and if that starts a refresh (a backoff retry), it performs the refresh itself. When an
+//! input moves the next deadline earlier than the one the parked threads went to sleep
+//! with (a refresh failed and a backoff retry is due soon), they are nudged to re-read it.
 
 use crate::error::Error;
 use crate::events::Events;
 use crate::source::Source;
+use crate::wait::{Outcome, Waiter, Woke};
 use http::{HeaderValue, Uri};
 use reauth_core::driver::{Effects, Hub, Next, StoreOp};
 use reauth_core::{
-    Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
-    RefreshToken, RefreshTrigger, Session, TokenStore, WaiterId,
+    Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome, RefreshToken,
+    RefreshTrigger, Session, TokenStore, WaiterId,
 };
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, info, trace, warn};
 use ureq::http::Response;
 use ureq::Body;
 
-type Wake = SyncSender<Result<Attempt, reauth_core::Error>>;
+type Wake = Arc<Waiter>;
 
 /// Extra time a parked request waits beyond the session's own waiter deadline. The session
 /// fails the waiter first; this only guards against a bug leaving it parked forever.
@@ -53,8 +56,40 @@ pub(crate) trait Transport {
     fn deliver(&mut self, response: Response<Body>) -> Result<Response<Body>, Error>;
 }
 
+/// The hub, and the deadline parked threads were last told about.
+struct Core {
+    hub: Hub<Wake>,
+    /// The session's next deadline after the last input. Parked threads sleep until it at
+    /// the latest; if an input moves it earlier, they must hear of it.
+    deadline: Option<Instant>,
+}
+
+impl Core {
+    /// Call after every input. If the next deadline moved earlier, a parked thread may be
+    /// asleep past it: nudge them all to re-read it. (The first input that brings the
+    /// deadline below what a sleeper read is a move earlier, so no sleeper is missed.)
+    fn settle(&mut self) {
+        let next = self.hub.session().poll_timeout();
+        let earlier = match (next, self.deadline) {
+            (Some(next), Some(before)) => next < before,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier && self.hub.parked() > 0 {
+            trace!(
+                parked = self.hub.parked(),
+                "reauth deadline moved earlier: nudging"
+            );
+            for waiter in self.hub.notifiers() {
+                waiter.nudge();
+            }
+        }
+        self.deadline = next;
+    }
+}
+
 pub(crate) struct Shared {
-    hub: Mutex<Hub<Wake>>,
+    core: Mutex<Core>,
     /// Serialises carrying out effects, so store writes land in the order the session
     /// emitted them. Taken before the hub lock is released; never the other way round.
     effects: Mutex<()>,
@@ -92,7 +127,10 @@ impl Shared {
         let allowed = config.allowed_origins.clone().into_boxed_slice();
         let trigger = config.trigger.clone();
         Self {
-            hub: Mutex::new(Hub::new(parts.session)),
+            core: Mutex::new(Core {
+                hub: Hub::new(parts.session),
+                deadline: None,
+            }),
             effects: Mutex::new(()),
             store: parts.store,
             events: parts.events,
@@ -107,10 +145,10 @@ impl Shared {
         }
     }
 
-    fn lock_hub(&self) -> MutexGuard<'_, Hub<Wake>> {
+    fn lock_core(&self) -> MutexGuard<'_, Core> {
         // Every critical section leaves the hub consistent, so a panic elsewhere (which
         // poisons the lock) must not take the whole agent down with it.
-        self.hub.lock().unwrap_or_else(|e| e.into_inner())
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` on the hub under the lock, then carries out what it produced outside the
@@ -118,19 +156,21 @@ impl Shared {
     /// session asked for, performed on this thread. Returns what `f` returned.
     pub(crate) fn with_hub<R>(&self, f: impl FnOnce(&mut Hub<Wake>, Instant) -> R) -> R {
         let now = Instant::now();
-        let mut hub = self.lock_hub();
+        let mut core = self.lock_core();
+        let hub = &mut core.hub;
         let before = hub.session().phase();
-        let result = f(&mut hub, now);
+        let result = f(hub, now);
         let after = hub.session().phase();
         if before != after {
             debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
         }
         let fx = hub.drain_with(now, SystemTime::now);
+        core.settle();
         if fx.is_empty() {
             return result;
         }
         let order = self.effects.lock().unwrap_or_else(|e| e.into_inner());
-        drop(hub);
+        drop(core);
         let Effects {
             store,
             wake,
@@ -163,16 +203,14 @@ impl Shared {
         result
     }
 
-    fn carry_out(&self, store: Vec<StoreOp>, wake: Vec<(Wake, WakeResult)>, events: &[Event]) {
+    fn carry_out(&self, store: Vec<StoreOp>, wake: Vec<(Wake, Outcome)>, events: &[Event]) {
         for op in store {
             if let Err(e) = op.apply(self.store.as_ref()) {
                 warn!(error = %e, "reauth token store failed");
             }
         }
-        for (tx, outcome) in wake {
-            // Capacity 1 and one message per waiter: never blocks. A receiver that is gone
-            // belongs to a request that just gave up.
-            let _ = tx.try_send(outcome);
+        for (waiter, outcome) in wake {
+            waiter.answer(outcome);
         }
         for event in events {
             match event {
@@ -199,7 +237,7 @@ impl Shared {
     }
 
     pub(crate) fn snapshot(&self) -> reauth_core::Snapshot {
-        self.lock_hub().session().snapshot()
+        self.lock_core().hub.session().snapshot()
     }
 
     /// Sends a request through the session: attach the credential, replay after a refresh,
@@ -271,8 +309,8 @@ impl Shared {
     fn park<'s>(&'s self, hub: &mut Hub<Wake>, next: Next, now: Instant) -> Step<'s> {
         match next {
             Next::Wait(waiter) => {
-                let (tx, rx) = sync_channel(1);
-                hub.register(waiter, tx);
+                let notifier = Arc::new(Waiter::default());
+                hub.register(waiter, notifier.clone());
                 let deadline = now
                     .checked_add(self.waiter_timeout)
                     .or_else(|| now.checked_add(FAR))
@@ -280,7 +318,7 @@ impl Shared {
                 Step::Parked(Parked {
                     shared: self,
                     waiter,
-                    rx,
+                    notifier,
                     give_up: deadline.checked_add(WAIT_SLACK).unwrap_or(deadline),
                     open: true,
                 })
@@ -291,33 +329,28 @@ impl Shared {
 
     /// Blocks until the session resumes or fails the parked request. Never sleeps past the
     /// session's next deadline: on waking for one, fires it (which may resolve this very
-    /// request, or start a refresh that this thread then performs).
+    /// request, or start a refresh that this thread then performs). A nudge (the deadline
+    /// moved earlier) just makes it read the deadline again.
     fn wait(&self, mut parked: Parked<'_>) -> Result<Next, Error> {
         trace!(waiter = %parked.waiter, "reauth waiting for refresh");
         loop {
-            let next_deadline = self.lock_hub().session().poll_timeout();
+            let next_deadline = self.lock_core().hub.session().poll_timeout();
             let wake_at = next_deadline.map_or(parked.give_up, |at| at.min(parked.give_up));
-            let outcome = parked
-                .rx
-                .recv_timeout(wake_at.saturating_duration_since(Instant::now()));
-            match outcome {
-                Ok(result) => {
+            match parked.notifier.wait_until(wake_at) {
+                Woke::Answered(outcome) => {
                     parked.open = false;
-                    return Ok(resolved(result));
+                    return Ok(resolved(outcome));
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    parked.open = false;
-                    return Err(Error::Disconnected);
-                }
-                Err(RecvTimeoutError::Timeout) if Instant::now() >= parked.give_up => {
+                Woke::Recheck => {}
+                Woke::Due if Instant::now() >= parked.give_up => {
                     parked.cancel();
                     // The answer may have raced the cancellation.
                     return Ok(parked
-                        .rx
-                        .try_recv()
+                        .notifier
+                        .try_take()
                         .map_or(Next::Fail(reauth_core::Error::Timeout), resolved));
                 }
-                Err(RecvTimeoutError::Timeout) => self.with_hub(|hub, now| hub.timeout(now)),
+                Woke::Due => self.with_hub(|hub, now| hub.timeout(now)),
             }
         }
     }
@@ -340,9 +373,7 @@ impl Shared {
     }
 }
 
-type WakeResult = Result<Attempt, reauth_core::Error>;
-
-fn resolved(result: WakeResult) -> Next {
+fn resolved(result: Outcome) -> Next {
     match result {
         Ok(attempt) => Next::Send(attempt),
         Err(e) => Next::Fail(e),
@@ -360,7 +391,7 @@ enum Step<'s> {
 struct Parked<'s> {
     shared: &'s Shared,
     waiter: WaiterId,
-    rx: Receiver<WakeResult>,
+    notifier: Arc<Waiter>,
     /// The session's own deadline for this waiter, plus slack.
     give_up: Instant,
     open: bool,
@@ -371,13 +402,14 @@ impl Parked<'_> {
         if std::mem::take(&mut self.open) {
             // Cancelling emits no command, so no effects to carry out. While unwinding the
             // hub lock may be held further up this very thread: never block on it then.
-            let hub = if std::thread::panicking() {
-                self.shared.hub.try_lock().ok()
+            let core = if std::thread::panicking() {
+                self.shared.core.try_lock().ok()
             } else {
-                Some(self.shared.lock_hub())
+                Some(self.shared.lock_core())
             };
-            if let Some(mut hub) = hub {
-                hub.cancel(self.waiter);
+            if let Some(mut core) = core {
+                core.hub.cancel(self.waiter);
+                core.settle();
             }
         }
     }

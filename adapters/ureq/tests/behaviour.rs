@@ -140,11 +140,19 @@ fn a_refreshing_thread_that_panics_strands_nobody() {
         agent.login(token_set(&server.issue_tokens()));
         server.expire_access_tokens();
         let url = server.api_url("items/1");
+        let started = Instant::now();
         let results = storm_with(32, |_| {
             catch_unwind(AssertUnwindSafe(|| {
                 agent.get(&url).call().map(|r| r.status().as_u16())
             }))
         });
+        // The retry came after the backoff, not at the 5 s refresh timeout: the parked
+        // threads heard that the deadline moved.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
         // Exactly one thread ran the first refresh and panicked; everybody else waited, and
         // one of them ran the retry after the backoff.
         let panicked = results.iter().filter(|r| r.is_err()).count();
@@ -160,6 +168,53 @@ fn a_refreshing_thread_that_panics_strands_nobody() {
         server.expire_access_tokens();
         assert_eq!(storm(&agent, &url, 8), vec![Ok(200); 8]);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    });
+}
+
+#[test]
+fn a_backoff_retry_is_on_time_when_the_refreshing_thread_has_left() {
+    bounded(|| {
+        // The first refresh is run by `login` (the tokens are already expired) and fails
+        // after a while; the requests that queued meanwhile are all parked, and the thread
+        // that refreshed is gone. The retry must still come after the backoff (20-200 ms),
+        // not when the parked threads' older deadlines (10 s, 20 s) come.
+        let server = Arc::new(Server::start(ServerConfig::default()));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (issuer, counter) = (server.clone(), calls.clone());
+        let mut config = session_config(&server);
+        config.refresh_timeout = Duration::from_secs(10);
+        let agent = Agent::builder(http(), config)
+            .refresh_fn(move |_| {
+                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                    std::thread::sleep(Duration::from_millis(400));
+                    return Err(RefreshError::transient(RefreshErrorKind::Network));
+                }
+                Ok(token_set(&issuer.issue_tokens()))
+            })
+            .jitter_seed(7)
+            .build()
+            .unwrap();
+        let expired = TokenSet::new(AccessToken::new("expired-at").unwrap())
+            .with_refresh_token(RefreshToken::new("rt").unwrap())
+            .with_expires_in(Duration::ZERO);
+        let login = {
+            let agent = agent.clone();
+            std::thread::spawn(move || agent.login(expired))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        let url = server.api_url("items/1");
+        let results = storm_with(8, |_| {
+            agent.get(&url).call().map(|r| r.status().as_u16()).unwrap()
+        });
+        login.join().unwrap();
+        assert_eq!(results, vec![200; 8]);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     });
 }
 
