@@ -58,7 +58,7 @@ impl Agent {
     }
 
     /// A `GET` request.
-    pub fn get<T>(&self, uri: T) -> RequestBuilder<WithoutBody>
+    pub fn get<T>(&self, uri: T) -> RequestBuilder<'_, WithoutBody>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
@@ -67,7 +67,7 @@ impl Agent {
     }
 
     /// A `HEAD` request.
-    pub fn head<T>(&self, uri: T) -> RequestBuilder<WithoutBody>
+    pub fn head<T>(&self, uri: T) -> RequestBuilder<'_, WithoutBody>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
@@ -76,7 +76,7 @@ impl Agent {
     }
 
     /// A `DELETE` request.
-    pub fn delete<T>(&self, uri: T) -> RequestBuilder<WithoutBody>
+    pub fn delete<T>(&self, uri: T) -> RequestBuilder<'_, WithoutBody>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
@@ -85,7 +85,7 @@ impl Agent {
     }
 
     /// An `OPTIONS` request.
-    pub fn options<T>(&self, uri: T) -> RequestBuilder<WithoutBody>
+    pub fn options<T>(&self, uri: T) -> RequestBuilder<'_, WithoutBody>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
@@ -94,7 +94,7 @@ impl Agent {
     }
 
     /// A `POST` request.
-    pub fn post<T>(&self, uri: T) -> RequestBuilder<WithBody>
+    pub fn post<T>(&self, uri: T) -> RequestBuilder<'_, WithBody>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
@@ -103,7 +103,7 @@ impl Agent {
     }
 
     /// A `PUT` request.
-    pub fn put<T>(&self, uri: T) -> RequestBuilder<WithBody>
+    pub fn put<T>(&self, uri: T) -> RequestBuilder<'_, WithBody>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
@@ -112,7 +112,7 @@ impl Agent {
     }
 
     /// A `PATCH` request.
-    pub fn patch<T>(&self, uri: T) -> RequestBuilder<WithBody>
+    pub fn patch<T>(&self, uri: T) -> RequestBuilder<'_, WithBody>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
@@ -120,13 +120,13 @@ impl Agent {
         self.request(Method::PATCH, uri)
     }
 
-    fn request<T, B>(&self, method: Method, uri: T) -> RequestBuilder<B>
+    fn request<T, B>(&self, method: Method, uri: T) -> RequestBuilder<'_, B>
     where
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
     {
         RequestBuilder {
-            agent: self.clone(),
+            agent: self,
             builder: Request::builder().method(method).uri(uri),
             query: Vec::new(),
             timeout: None,
@@ -330,17 +330,18 @@ impl AgentBuilder {
 }
 
 /// A request being built, like `ureq::RequestBuilder`: [`call`](Self::call) (no body) or
-/// [`send`](Self::send) (with a body) goes through the session.
+/// [`send`](Self::send) (with a body) goes through the session. It borrows its [`Agent`]
+/// (where ureq's owns a clone): no shared reference count is touched per request.
 #[must_use]
-pub struct RequestBuilder<B> {
-    agent: Agent,
+pub struct RequestBuilder<'a, B> {
+    agent: &'a Agent,
     builder: request::Builder,
     query: Vec<(String, String)>,
     timeout: Option<Duration>,
     _body: PhantomData<B>,
 }
 
-impl<B> std::fmt::Debug for RequestBuilder<B> {
+impl<B> std::fmt::Debug for RequestBuilder<'_, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Headers may hold secrets: method and URI only.
         f.debug_struct("RequestBuilder")
@@ -350,7 +351,7 @@ impl<B> std::fmt::Debug for RequestBuilder<B> {
     }
 }
 
-impl<B> RequestBuilder<B> {
+impl<B> RequestBuilder<'_, B> {
     /// Adds a header. An `Authorization` header is replaced by the session's credential
     /// for allowed origins.
     pub fn header<K, V>(mut self, key: K, value: V) -> Self
@@ -398,14 +399,14 @@ impl<B> RequestBuilder<B> {
     }
 }
 
-impl RequestBuilder<WithoutBody> {
+impl RequestBuilder<'_, WithoutBody> {
     /// Sends the request (no body) and blocks until the response head arrives.
     pub fn call(self) -> Result<Response<Body>, Error> {
         self.dispatch(RequestBody::empty())
     }
 }
 
-impl RequestBuilder<WithBody> {
+impl RequestBuilder<'_, WithBody> {
     /// Sets the `Content-Type` header.
     pub fn content_type<V>(self, value: V) -> Self
     where
