@@ -89,10 +89,11 @@ use crate::error::Error;
 use crate::ids::{RefreshId, WaiterId};
 use crate::machine::Session;
 use crate::origin::Target;
-use crate::store::SavedTokens;
+use crate::store::{SavedTokens, StoreError, TokenStore};
 use crate::token::{RefreshToken, TokenSet};
 use http::{HeaderMap, StatusCode};
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::time::{Instant, SystemTime};
 
 /// What a request should do next.
@@ -119,6 +120,22 @@ pub enum StoreOp {
     Save(SavedTokens),
     /// Delete the stored tokens.
     Clear,
+}
+
+impl StoreOp {
+    /// Carries the operation out on `store`.
+    pub fn apply(&self, store: &dyn TokenStore) -> Result<(), StoreError> {
+        match self {
+            StoreOp::Save(tokens) => store.save(tokens),
+            StoreOp::Clear => store.clear(),
+        }
+    }
+}
+
+/// A fresh backoff-jitter seed for [`Config::seed`](crate::Config::seed), different for every
+/// call, so that many clients do not retry in lockstep. Tests fix the seed instead.
+pub fn random_seed() -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one(Instant::now())
 }
 
 /// The work that one drain of the session produced, sorted by kind. Carry it out in field
@@ -267,6 +284,12 @@ impl<N> Hub<N> {
         self.parked.len()
     }
 
+    /// The notifiers of the parked requests, in no particular order: e.g. to make parked
+    /// threads re-read [`Session::poll_timeout`] when the next deadline moved earlier.
+    pub fn notifiers(&self) -> impl Iterator<Item = &N> + '_ {
+        self.parked.values()
+    }
+
     /// Drains every pending command into effects. `now` and `wall()` are the same moment
     /// on the monotonic and the wall clock; they turn expiry instants into wall time for
     /// the store. `wall` is called only if tokens are to be saved.
@@ -342,7 +365,11 @@ mod tests {
             panic!()
         };
         hub.register(w2, "second");
+        let mut parked: Vec<_> = hub.notifiers().copied().collect();
+        parked.sort_unstable();
+        assert_eq!(parked, ["first", "second"]);
         hub.cancel(w2);
+        assert_eq!(hub.notifiers().collect::<Vec<_>>(), [&"first"]);
         // A non-replayable request learns of the 401 but is not parked.
         assert!(matches!(
             hub.respond(t0, &a, StatusCode::UNAUTHORIZED, &HeaderMap::new(), false),
@@ -363,5 +390,54 @@ mod tests {
         assert_eq!(fx.events.len(), 1);
         assert_eq!(hub.parked(), 0);
         assert_eq!(hub.session().waiting(), 0);
+    }
+
+    #[test]
+    fn store_ops_apply_and_restore_round_trips() {
+        use crate::{MemoryStore, Phase};
+        let config = || Config::new(Origin::parse("https://api.test").unwrap());
+        let mut hub: Hub<()> = Hub::new(Session::new(config()));
+        let (t0, wall) = (Instant::now(), SystemTime::now());
+        hub.session_mut().login(
+            t0,
+            TokenSet::new(AccessToken::new("a").unwrap())
+                .with_refresh_token(RefreshToken::new("r").unwrap())
+                .with_expires_in(Duration::from_secs(100)),
+        );
+        let store = MemoryStore::new();
+        for op in hub.drain(t0, || wall).store {
+            op.apply(&store).unwrap();
+        }
+        let saved = store.load().unwrap().expect("saved");
+        // A new process, 40 s later: the token has 60 s left and is used at once.
+        let mut next: Hub<()> = Hub::new(Session::new(config()));
+        let (t1, wall1) = (Instant::now(), wall + Duration::from_secs(40));
+        next.restore(t1, saved.to_token_set(wall1));
+        assert_eq!(next.session().phase(), Phase::Valid);
+        let expires = next.session().snapshot().expires_at.unwrap();
+        assert_eq!(expires.duration_since(t1), Duration::from_secs(60));
+        // 400 s later it has expired: the restore itself asks for a refresh.
+        let mut late: Hub<()> = Hub::new(Session::new(config()));
+        late.restore(t1, saved.to_token_set(wall + Duration::from_secs(400)));
+        assert!(!late.drain(t1, || wall).refreshes.is_empty());
+        StoreOp::Clear.apply(&store).unwrap();
+        assert!(store.load().unwrap().is_none());
+        // The lazy drain reads the wall clock only for a store operation, and once.
+        let reads = std::cell::Cell::new(0);
+        let counted = || {
+            reads.set(reads.get() + 1);
+            wall
+        };
+        // Restored tokens are not written back: the store already holds them.
+        assert!(next.drain(t1, counted).store.is_empty());
+        assert_eq!(reads.get(), 0);
+        next.session_mut().login(t1, saved.to_token_set(wall1));
+        assert!(next.drain(t1, counted).store.len() == 1);
+        assert_eq!(reads.get(), 1);
+        let uri: http::Uri = "https://api.test/x".parse().unwrap();
+        assert!(matches!(next.begin(t1, &uri), Next::Send(_)));
+        assert!(next.drain(t1, counted).is_empty());
+        assert_eq!(reads.get(), 1);
+        assert_ne!(random_seed(), random_seed());
     }
 }

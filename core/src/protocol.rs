@@ -17,8 +17,9 @@ pub use json::JsonRefreshProtocol;
 use crate::command::RefreshOutcome;
 use crate::error::{RefreshError, RefreshErrorKind};
 use crate::oauth2::{parse_token_response, TokenEndpoint, MAX_TOKEN_RESPONSE_BYTES};
+use crate::origin::Origin;
 use crate::token::RefreshToken;
-use http::{HeaderMap, Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode, Uri};
 use std::time::SystemTime;
 
 /// A way to obtain fresh tokens over HTTP, as pure functions: the adapter does the I/O.
@@ -187,6 +188,39 @@ impl RefreshProtocol for OAuth2Grant {
     fn requires_refresh_token(&self) -> bool {
         self.kind == GrantKind::RefreshToken
     }
+}
+
+/// Checks where a refresh request may go before an adapter sends it: refresh tokens
+/// travel over TLS, except to a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`) or when
+/// the application explicitly allowed plain `http://` (`allow_insecure_http`).
+///
+/// The refusal is a permanent [`RefreshErrorKind::Other`] error: retrying cannot make the
+/// endpoint secure, so the session logs out instead of leaking the token on every retry.
+///
+/// ```
+/// use reauth_core::protocol::check_transport;
+///
+/// assert!(check_transport(&"https://auth.example.com/token".parse()?, false).is_ok());
+/// assert!(check_transport(&"http://127.0.0.1:8080/token".parse()?, false).is_ok());
+/// let refused = check_transport(&"http://auth.example.com/token".parse()?, false).unwrap_err();
+/// assert!(refused.is_permanent());
+/// assert!(check_transport(&"http://auth.example.com/token".parse()?, true).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_transport(uri: &Uri, allow_insecure_http: bool) -> Result<(), RefreshError> {
+    let insecure = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http"));
+    let loopback = Origin::from_uri(uri).is_ok_and(|o| o.is_loopback());
+    if insecure && !loopback && !allow_insecure_http {
+        return Err(
+            RefreshError::permanent(RefreshErrorKind::Other).with_detail(
+                "refusing to send a refresh token over plain http to a non-loopback host \
+                 (use https, or allow_insecure_http(true))",
+            ),
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn missing_refresh_token() -> RefreshError {

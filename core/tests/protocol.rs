@@ -261,3 +261,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn check_transport_refuses_plain_http_except_loopback_or_when_allowed() {
+    use reauth_core::protocol::check_transport;
+    let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+    for ok in [
+        "https://auth.example.com/token",
+        "HTTPS://auth.example.com/token",
+        "http://127.0.0.1:9/token",
+        "http://127.1.2.3/token",
+        "http://localhost:8080/token",
+        "http://[::1]:8080/token",
+    ] {
+        assert!(check_transport(&uri(ok), false).is_ok(), "{ok}");
+    }
+    for refused in [
+        "http://auth.example.com/token",
+        "HTTP://auth.example.com/token",
+        "http://10.0.0.1/token",
+        "http://localhost.evil.net/token",
+    ] {
+        let e = check_transport(&uri(refused), false).unwrap_err();
+        assert!(e.is_permanent(), "{refused}");
+        assert!(e.to_string().contains("plain http"), "{e}");
+        assert!(check_transport(&uri(refused), true).is_ok(), "{refused}");
+    }
+}

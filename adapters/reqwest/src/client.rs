@@ -11,9 +11,8 @@ use reauth_core::{
 };
 use reqwest::{IntoUrl, Method, Request, Response};
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 /// A reqwest client that keeps itself authenticated. Cheap to clone: clones share one
@@ -222,9 +221,7 @@ impl ClientBuilder {
         if let Some(requires) = source.requires_refresh_token() {
             config.requires_refresh_token = requires;
         }
-        config.seed = self.seed.unwrap_or_else(|| {
-            std::collections::hash_map::RandomState::new().hash_one(Instant::now())
-        });
+        config.seed = self.seed.unwrap_or_else(reauth_core::driver::random_seed);
         let token_http = match self.token_http {
             Some(c) => c,
             None => reqwest::Client::builder()

@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::source::Source;
-use reauth_core::driver::{Effects, Hub, Next, StoreOp};
+use reauth_core::driver::{Effects, Hub, Next};
 use reauth_core::{Attempt, Event, Session, TokenStore, WaiterId};
 use reqwest::{Request, Response};
 use std::future::Future;
@@ -102,12 +102,7 @@ impl Shared {
 
     fn carry_out(self: &Arc<Self>, fx: Effects<Wake>) {
         for op in fx.store {
-            let result = match &op {
-                StoreOp::Save(tokens) => self.store.save(tokens),
-                StoreOp::Clear => self.store.clear(),
-                _ => Ok(()),
-            };
-            if let Err(e) = result {
+            if let Err(e) = op.apply(&*self.store) {
                 warn!(error = %e, "reauth token store failed");
             }
         }

@@ -1,7 +1,8 @@
 //! Where new tokens come from: an HTTP refresh protocol (OAuth2 or custom), or a closure.
 
+use reauth_core::protocol::check_transport;
 use reauth_core::{
-    Origin, RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
+    RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -98,26 +99,6 @@ async fn over_http(
         }
     }
     protocol.parse_response(status, &headers, &body, SystemTime::now())
-}
-
-/// Refresh tokens travel over TLS, except to loopback or when explicitly allowed.
-pub(crate) fn check_transport(
-    uri: &http::Uri,
-    allow_insecure_http: bool,
-) -> Result<(), RefreshError> {
-    let insecure = uri
-        .scheme_str()
-        .is_some_and(|s| s.eq_ignore_ascii_case("http"));
-    let loopback = Origin::from_uri(uri).is_ok_and(|o| o.is_loopback());
-    if insecure && !loopback && !allow_insecure_http {
-        return Err(
-            RefreshError::permanent(RefreshErrorKind::Other).with_detail(
-                "refusing to send a refresh token over plain http to a non-loopback host \
-             (use https, or allow_insecure_http(true))",
-            ),
-        );
-    }
-    Ok(())
 }
 
 fn network_error(e: &reqwest::Error) -> RefreshError {
