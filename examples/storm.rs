@@ -7,6 +7,7 @@
 //! cargo run --release --example storm -- --n 10000
 //! cargo run --release --example storm -- --fault 503     # the first refresh fails
 //! cargo run --release --example storm -- --json          # one line of JSON
+//! cargo run --release --example storm -- --adapter ureq  # blocking: threads, not tasks
 //! ```
 //!
 //! Faults (applied to the first refresh): `delay:<N>ms`, `500`, `503[:<N>s]`,
@@ -24,15 +25,27 @@ struct Args {
     n: usize,
     fault: Option<Fault>,
     json: bool,
+    adapter: Adapter,
 }
 
-const USAGE: &str = "usage: storm [--n N] [--fault KIND] [--json]";
+#[derive(Clone, Copy, PartialEq)]
+enum Adapter {
+    Reqwest,
+    Ureq,
+}
+
+const USAGE: &str = "usage: storm [--n N] [--fault KIND] [--json] [--adapter reqwest|ureq]";
+
+/// One thread and one HTTP/1.1 connection per request (on both sides, in this process):
+/// beyond this the open-file limit (20,000 here) would be the bottleneck, not reauth.
+const MAX_UREQ_THREADS: usize = 4000;
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         n: 1000,
         fault: None,
         json: false,
+        adapter: Adapter::Reqwest,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -49,9 +62,21 @@ fn parse_args() -> Result<Args, String> {
                 args.fault = Some(Fault::parse(&v).map_err(|e| e.to_string())?);
             }
             "--json" => args.json = true,
+            "--adapter" => {
+                args.adapter = match it.next().as_deref() {
+                    Some("reqwest") => Adapter::Reqwest,
+                    Some("ureq") => Adapter::Ureq,
+                    _ => return Err("--adapter takes reqwest or ureq".into()),
+                }
+            }
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if args.adapter == Adapter::Ureq && args.n > MAX_UREQ_THREADS {
+        return Err(format!(
+            "--adapter ureq runs one thread per request: --n must be at most {MAX_UREQ_THREADS}"
+        ));
     }
     Ok(args)
 }
@@ -79,38 +104,89 @@ impl Summary {
     }
 }
 
-async fn storm_reqwest(server: &TestServer, n: usize, fault: Option<Fault>) -> Summary {
+fn session_config(server: &TestServer) -> Config {
     let mut config = Config::new(Origin::parse(&server.base_url()).expect("loopback origin"));
     config.refresh_timeout = Duration::from_secs(2);
     config.waiter_timeout = Duration::from_secs(30);
+    config
+}
+
+fn grant(server: &TestServer) -> OAuth2Grant {
     let endpoint = TokenEndpoint::new(
         server.token_url().parse().expect("token url"),
         ClientAuth::secret_basic("reauth-test", ClientSecret::new("s3cret")),
     )
     .expect("loopback endpoint");
-    // h2c: thousands of concurrent requests share a few connections.
-    let http = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .expect("reqwest client");
-    let client = reauth::reqwest::Client::builder(http, config)
-        .oauth2(OAuth2Grant::refresh_token(endpoint))
-        .build()
-        .expect("reauth client");
+    OAuth2Grant::refresh_token(endpoint)
+}
+
+fn login_tokens(server: &TestServer) -> TokenSet {
     let issued = server.issue_tokens();
-    client.login(
-        TokenSet::new(AccessToken::new(issued.access_token).expect("token"))
-            .with_refresh_token(RefreshToken::new(issued.refresh_token).expect("token"))
-            .with_expires_in(Duration::from_secs(issued.expires_in)),
-    );
-    let url = server.api_url("items/1");
-    // Warm up the connection, then kill the token behind the client's back.
-    let _ = client.get(&url).send().await;
+    TokenSet::new(AccessToken::new(issued.access_token).expect("token"))
+        .with_refresh_token(RefreshToken::new(issued.refresh_token).expect("token"))
+        .with_expires_in(Duration::from_secs(issued.expires_in))
+}
+
+/// Kills the token behind the client's back, then queues the fault for the refresh.
+fn expire(server: &TestServer, fault: Option<Fault>) {
     server.expire_access_tokens();
     server.reset_stats();
     if let Some(f) = fault {
         server.push_fault(f);
     }
+}
+
+impl Summary {
+    fn new(requests: usize) -> Self {
+        Summary {
+            requests,
+            ok: 0,
+            errors: 0,
+            first_error: None,
+            token_requests: 0,
+            api_401s: 0,
+            reuse_detections: 0,
+            latencies: Vec::with_capacity(requests),
+            wall: Duration::ZERO,
+        }
+    }
+
+    fn record(&mut self, latency: Duration, result: Result<(), String>) {
+        self.latencies.push(latency);
+        match result {
+            Ok(()) => self.ok += 1,
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn finish(&mut self, wall: Duration, server: &TestServer) {
+        self.wall = wall;
+        self.latencies.sort();
+        let stats = server.stats();
+        self.token_requests = stats.token_calls;
+        self.api_401s = stats.api_status(401);
+        self.reuse_detections = stats.reuse_detections;
+    }
+}
+
+async fn storm_reqwest(server: &TestServer, n: usize, fault: Option<Fault>) -> Summary {
+    // h2c: thousands of concurrent requests share a few connections.
+    let http = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("reqwest client");
+    let client = reauth::reqwest::Client::builder(http, session_config(server))
+        .oauth2(grant(server))
+        .build()
+        .expect("reauth client");
+    client.login(login_tokens(server));
+    let url = server.api_url("items/1");
+    // Warm up the connection, then kill the token behind the client's back.
+    let _ = client.get(&url).send().await;
+    expire(server, fault);
 
     let start = Instant::now();
     let tasks: Vec<_> = (0..n)
@@ -127,42 +203,66 @@ async fn storm_reqwest(server: &TestServer, n: usize, fault: Option<Fault>) -> S
             })
         })
         .collect();
-    let mut summary = Summary {
-        requests: n,
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        token_requests: 0,
-        api_401s: 0,
-        reuse_detections: 0,
-        latencies: Vec::with_capacity(n),
-        wall: Duration::ZERO,
-    };
+    let mut summary = Summary::new(n);
     for t in tasks {
         let (latency, result) = t.await.expect("request task");
-        summary.latencies.push(latency);
-        match result {
-            Ok(()) => summary.ok += 1,
-            Err(e) => {
-                summary.errors += 1;
-                summary.first_error.get_or_insert(e);
-            }
-        }
+        summary.record(latency, result);
     }
-    summary.wall = start.elapsed();
-    summary.latencies.sort();
-    let stats = server.stats();
-    summary.token_requests = stats.token_calls;
-    summary.api_401s = stats.api_status(401);
-    summary.reuse_detections = stats.reuse_detections;
+    summary.finish(start.elapsed(), server);
     summary
 }
 
-fn print_human(s: &Summary, fault: Option<&Fault>) {
+/// The same storm through the blocking adapter: one thread per request, all released at
+/// once by a barrier.
+fn storm_ureq(server: &TestServer, n: usize, fault: Option<Fault>) -> Summary {
+    let agent =
+        reauth::ureq::Agent::builder(ureq::Agent::new_with_defaults(), session_config(server))
+            .oauth2(grant(server))
+            .build()
+            .expect("reauth agent");
+    agent.login(login_tokens(server));
+    let url = server.api_url("items/1");
+    let _ = agent.get(&url).call();
+    expire(server, fault);
+
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (agent, url, barrier) = (agent.clone(), url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let t = Instant::now();
+                let r = match agent.get(&url).call() {
+                    Ok(resp) if resp.status().is_success() => Ok(()),
+                    Ok(resp) => Err(format!("HTTP {}", resp.status())),
+                    Err(e) => Err(e.to_string()),
+                };
+                (t.elapsed(), r)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let mut summary = Summary::new(n);
+    for t in threads {
+        let (latency, result) = t.join().expect("request thread");
+        summary.record(latency, result);
+    }
+    summary.finish(start.elapsed(), server);
+    summary
+}
+
+fn print_human(s: &Summary, fault: Option<&Fault>, adapter: &str) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let unit = if adapter == "ureq" {
+        "threads"
+    } else {
+        "tasks"
+    };
     println!(
-        "reauth storm: {} concurrent requests against an expired token",
-        s.requests
+        "reauth storm: {} concurrent requests ({adapter}, one per {unit}) against an expired token",
+        s.requests,
+        unit = &unit[..unit.len() - 1]
     );
     if let Some(f) = fault {
         println!("  fault injected: {f} (first token-endpoint call)");
@@ -189,10 +289,10 @@ fn print_human(s: &Summary, fault: Option<&Fault>) {
     }
 }
 
-fn print_json(s: &Summary, fault: Option<&Fault>) {
+fn print_json(s: &Summary, fault: Option<&Fault>, adapter: &str) {
     let ms = |d: Duration| (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     let line = serde_json::json!({
-        "adapter": "reqwest",
+        "adapter": adapter,
         "requests": s.requests,
         "ok": s.ok,
         "errors": s.errors,
@@ -224,12 +324,19 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let summary = storm_reqwest(&server, args.n, args.fault).await;
+    let (summary, adapter) = match args.adapter {
+        Adapter::Reqwest => (storm_reqwest(&server, args.n, args.fault).await, "reqwest"),
+        Adapter::Ureq => {
+            // Blocking threads must not run on the runtime that serves the token server.
+            let summary = tokio::task::block_in_place(|| storm_ureq(&server, args.n, args.fault));
+            (summary, "ureq")
+        }
+    };
     server.shutdown().await;
     if args.json {
-        print_json(&summary, args.fault.as_ref());
+        print_json(&summary, args.fault.as_ref(), adapter);
     } else {
-        print_human(&summary, args.fault.as_ref());
+        print_human(&summary, args.fault.as_ref(), adapter);
     }
     ExitCode::SUCCESS
 }

@@ -12,6 +12,7 @@
 //! | feature | module | what |
 //! |---|---|---|
 //! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter: tokio + reqwest, incl. a `reqwest_middleware` middleware |
+//! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3, plus a ureq middleware |
 //! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
 //!
 //! See the [core's documentation](reauth_core) for the state machine, its guarantees and
@@ -31,4 +32,10 @@ pub use file_store::{FileLock, FileStore, FileStoreError};
 #[cfg(feature = "reqwest")]
 pub mod reqwest {
     pub use reauth_reqwest::*;
+}
+
+/// The blocking adapter over ureq 3 ([`reauth_ureq`]).
+#[cfg(feature = "ureq")]
+pub mod ureq {
+    pub use reauth_ureq::*;
 }
