@@ -50,7 +50,7 @@
 //!
 //! The [`RefreshDone`] goes to [`Hub::refresh_finished`], which skips the session's own store write for it (it was already done under the lock).
 //!
-//! A store without a lock ([`TokenStore::lock_refresh`](crate::TokenStore::lock_refresh) answers `Ok(None)`, e.g.
+//! A store without a lock ([`TokenStore::lock_refresh`] answers `Ok(None)`, e.g.
 //! [`MemoryStore`](crate::MemoryStore)) is not read or written here at all: the refresh
 //! proceeds with the session's token and the session's own `Persist` saves the result, in
 //! order, exactly as without this module.
