@@ -194,6 +194,7 @@ impl Shared {
                         status = response.status().as_u16(),
                         "reauth response needs a refresh or replay"
                     );
+                    discard(response).await;
                     step
                 }
                 Step::Go(Next::SendAnonymous) => {
@@ -252,6 +253,26 @@ impl reauth_core::Target for UrlTarget<'_> {
     fn authority(&self) -> Option<&str> {
         Some(self.0.authority())
     }
+}
+
+/// Reads and drops the body of a response that will not reach the caller (a 401 about to
+/// be replayed), bounded in size and time. Dropping it unread would reset its HTTP/2
+/// stream, and a storm of such resets makes the client's own h2 layer give up the whole
+/// connection (`ENHANCE_YOUR_CALM`, "too_many_internal_resets"); over HTTP/1.1 it would
+/// close the connection instead of reusing it.
+async fn discard(mut response: Response) {
+    const LIMIT: usize = 64 * 1024;
+    const PATIENCE: Duration = Duration::from_secs(1);
+    let drain = async {
+        let mut read = 0;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            read += chunk.len();
+            if read > LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(PATIENCE, drain).await;
 }
 
 /// A `Next`, with the receiver registered under the same lock when it says wait.

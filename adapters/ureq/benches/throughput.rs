@@ -204,6 +204,16 @@ fn main() {
          wrapped {wrapped_ns:.0} ns (+{:.0} ns)",
         wrapped_ns - raw_ns
     );
+    // One machine-readable line for the benchmark report script.
+    println!(
+        "BENCH-JSON {{\"bench\":\"ureq_throughput\",\"threads\":{threads},\"rounds\":{rounds},\
+         \"raw_rps\":{:.1},\"reauth_rps\":{:.1},\"ratio\":{:.4},\"ratio_per_round\":{:.4},\
+         \"raw_ns\":{raw_ns:.1},\"wrapped_ns\":{wrapped_ns:.1}}}",
+        median(&a),
+        median(&b),
+        median(&b) / median(&a),
+        median(&pairs)
+    );
 }
 
 /// A middleware that answers every request itself.
