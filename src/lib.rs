@@ -39,3 +39,8 @@ pub mod reqwest {
 pub mod ureq {
     pub use reauth_ureq::*;
 }
+
+/// The README's code blocks, compiled as doctests so the quickstarts stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
