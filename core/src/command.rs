@@ -113,3 +113,34 @@ pub enum Event {
         reason: LogoutReason,
     },
 }
+
+impl Event {
+    /// True for events worth a warning in logs: a failed refresh or a logout.
+    pub fn is_problem(&self) -> bool {
+        !matches!(self, Event::Refreshed { .. })
+    }
+}
+
+/// One line for logs, without secrets, e.g. `token refreshed (generation g3)`.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Refreshed { generation, .. } => {
+                write!(f, "token refreshed (generation {generation})")
+            }
+            Event::RefreshFailed {
+                error,
+                attempt,
+                retry_at,
+            } => {
+                let next = if retry_at.is_some() {
+                    "will retry"
+                } else {
+                    "attempts exhausted"
+                };
+                write!(f, "refresh failed (attempt {attempt}, {next}): {error}")
+            }
+            Event::LoggedOut { reason } => write!(f, "session logged out: {reason}"),
+        }
+    }
+}

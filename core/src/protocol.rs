@@ -227,3 +227,16 @@ pub(crate) fn missing_refresh_token() -> RefreshError {
     RefreshError::permanent(RefreshErrorKind::Other)
         .with_detail("the session holds no refresh token to refresh with")
 }
+
+/// The refresh request an adapter should send: `protocol`'s request for `refresh_token`,
+/// refused (permanently) if it would carry the token over plain `http` to a non-loopback
+/// host, see [`check_transport`]. The one place both adapters build it.
+pub fn prepare_request(
+    protocol: &dyn RefreshProtocol,
+    refresh_token: Option<&RefreshToken>,
+    allow_insecure_http: bool,
+) -> Result<Request<Vec<u8>>, RefreshError> {
+    let request = protocol.build_request(refresh_token)?;
+    check_transport(request.uri(), allow_insecure_http)?;
+    Ok(request)
+}

@@ -111,20 +111,10 @@ impl Shared {
             let _ = wake.send(outcome);
         }
         for event in fx.events {
-            match &event {
-                Event::Refreshed { generation, .. } => {
-                    info!(generation = generation.get(), "reauth token refreshed")
-                }
-                Event::RefreshFailed {
-                    error,
-                    attempt,
-                    retry_at,
-                    ..
-                } => {
-                    warn!(%error, attempt, retry_scheduled = retry_at.is_some(), "reauth refresh failed")
-                }
-                Event::LoggedOut { reason } => warn!(%reason, "reauth session logged out"),
-                _ => {}
+            if event.is_problem() {
+                warn!("reauth {event}");
+            } else {
+                info!("reauth {event}");
             }
             // No subscriber is fine: events are informational.
             let _ = self.events.send(event);

@@ -1,6 +1,6 @@
 //! Where new tokens come from: an HTTP refresh protocol (OAuth2 or custom), or a closure.
 
-use reauth_core::protocol::check_transport;
+use reauth_core::protocol::prepare_request;
 use reauth_core::{
     RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
 };
@@ -60,13 +60,10 @@ async fn over_http(
     refresh_token: Option<RefreshToken>,
     allow_insecure_http: bool,
 ) -> RefreshOutcome {
-    let request = match protocol.build_request(refresh_token.as_ref()) {
+    let request = match prepare_request(protocol, refresh_token.as_ref(), allow_insecure_http) {
         Ok(r) => r,
         Err(e) => return RefreshOutcome::Failed(e),
     };
-    if let Err(e) = check_transport(request.uri(), allow_insecure_http) {
-        return RefreshOutcome::Failed(e);
-    }
     let request = match reqwest::Request::try_from(request) {
         Ok(r) => r,
         Err(_) => {

@@ -213,20 +213,10 @@ impl Shared {
             waiter.answer(outcome);
         }
         for event in events {
-            match event {
-                Event::Refreshed { generation, .. } => {
-                    info!(generation = generation.get(), "reauth token refreshed")
-                }
-                Event::RefreshFailed {
-                    error,
-                    attempt,
-                    retry_at,
-                    ..
-                } => {
-                    warn!(%error, attempt, retry_scheduled = retry_at.is_some(), "reauth refresh failed")
-                }
-                Event::LoggedOut { reason } => warn!(%reason, "reauth session logged out"),
-                _ => {}
+            if event.is_problem() {
+                warn!("reauth {event}");
+            } else {
+                info!("reauth {event}");
             }
             self.events.send(event);
         }

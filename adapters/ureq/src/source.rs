@@ -1,7 +1,7 @@
 //! Where new tokens come from: an HTTP refresh protocol (OAuth2 or custom) sent with ureq,
 //! or a closure.
 
-use reauth_core::protocol::check_transport;
+use reauth_core::protocol::prepare_request;
 use reauth_core::{
     RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
 };
@@ -63,13 +63,10 @@ fn over_http(
     allow_insecure_http: bool,
     timeout: Duration,
 ) -> RefreshOutcome {
-    let request = match protocol.build_request(refresh_token.as_ref()) {
+    let request = match prepare_request(protocol, refresh_token.as_ref(), allow_insecure_http) {
         Ok(r) => r,
         Err(e) => return RefreshOutcome::Failed(e),
     };
-    if let Err(e) = check_transport(request.uri(), allow_insecure_http) {
-        return RefreshOutcome::Failed(e);
-    }
     // Never follow a redirect with a refresh token in the body; hand every status to the
     // protocol's parser; give up after the refresh timeout, body included.
     let request = agent
