@@ -253,6 +253,17 @@ impl FileStore {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<SavedTokens, FileStoreError> {
+        self.parse_bytes(bytes, SystemTime::now())
+    }
+
+    /// What [`read`](Self::read) makes of a file's bytes, without touching the file: the
+    /// format, version, checksum and every field checked as of wall time `now`. For
+    /// tools and fuzzing; never panics, whatever the bytes.
+    pub fn parse_bytes(
+        &self,
+        bytes: &[u8],
+        now: SystemTime,
+    ) -> Result<SavedTokens, FileStoreError> {
         let path = self.path.clone();
         if bytes.len() as u64 > format::MAX_FILE_BYTES {
             return Err(FileStoreError::Corrupt {
@@ -261,7 +272,7 @@ impl FileStore {
                 quarantined: None,
             });
         }
-        format::decode(bytes, SystemTime::now()).map_err(|bad| match bad {
+        format::decode(bytes, now).map_err(|bad| match bad {
             format::Bad::Truncated => FileStoreError::Truncated {
                 path,
                 quarantined: None,
@@ -278,6 +289,12 @@ impl FileStore {
                 quarantined: None,
             },
         })
+    }
+
+    /// The bytes [`write`](Self::write) would put in the file for `tokens`, saved at wall
+    /// time `now`.
+    pub fn to_bytes(tokens: &SavedTokens, now: SystemTime) -> Vec<u8> {
+        format::encode(tokens, now)
     }
 
     fn set_aside_if_unreadable(&self) -> Result<(), FileStoreError> {

@@ -397,6 +397,11 @@ impl Harness {
     fn respond(&mut self, attempt: Attempt, status: StatusCode) -> Result<(), Violation> {
         let idle = self.refresh_idle();
         let before = self.refreshes.len();
+        let stale = attempt.generation() < self.session.generation();
+        // A refresh that a stale 401 may start anyway: the session needed one for its own
+        // reasons (attempts exhausted, the token past its leeway, the stale window).
+        let refresh_due = self.session.phase() == Phase::Expired
+            || self.session.usable_until().is_some_and(|at| at <= self.now);
         let mut headers = HeaderMap::new();
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
@@ -437,6 +442,17 @@ impl Harness {
             Verdict::Fail(_) => self.failed += 1,
         }
         self.drain()?;
+        if stale && !attempt.is_replay() && status == StatusCode::UNAUTHORIZED {
+            let started = self.refreshes.len() > before;
+            let background = self.session.phase() == Phase::ValidRefreshing;
+            ensure!(
+                !started || refresh_due || background,
+                "stale-401",
+                "a 401 for an older token ({:?}, session at {:?}) started a refresh",
+                attempt.generation(),
+                self.session.generation()
+            );
+        }
         self.check_single_flight(idle, before, "handle_response")
     }
 

@@ -127,6 +127,12 @@ impl Session {
         self.state.refresh_in_flight()
     }
 
+    /// From this instant on the current token is not sent: requests wait for a refresh.
+    /// `None` without a token or with an unknown expiry.
+    pub fn usable_until(&self) -> Option<Instant> {
+        self.tokens.as_ref().and_then(|t| t.hard_at)
+    }
+
     /// Requests queued behind a refresh.
     pub fn waiting(&self) -> usize {
         self.waiters.live()

@@ -631,3 +631,19 @@ fn forbidden_and_insufficient_scope_never_refresh() {
     assert_eq!(sim.drain(), Vec::<String>::new());
     assert_eq!(sim.s.phase(), Phase::Valid);
 }
+
+#[test]
+fn rule6_retry_after_is_honoured_up_to_its_cap() {
+    let mut c = config();
+    c.waiter_timeout = secs(3600);
+    c.backoff.max_retry_after = secs(300);
+    let mut sim = Sim::new(c);
+    sim.s.login(sim.now, set("a", Some("r"), None));
+    sim.drain();
+    let a = sim.send();
+    let _ = sim.respond(&a, 401);
+    let r = sim.started();
+    // The server asks for an hour; the session waits its cap, 5 minutes, no more.
+    sim.refresh(r, transient_after(secs(3600)));
+    assert_eq!(sim.s.poll_timeout().unwrap() - sim.now, secs(300));
+}

@@ -9,6 +9,7 @@
 //! | [`token_response`] | an HTTP response as text (status line, headers, blank line, body) | outcome vs an independent reading of the body; secrets never shown |
 //! | [`challenge`] | `WWW-Authenticate` values, one per line | structure, caps, round trip, class-only parsing; `should_refresh` only on 401 |
 //! | [`custom_protocol`] | an HTTP response as text | as `token_response`, for `JsonRefreshProtocol` |
+//! | [`store_file`] | the bytes of a token file | typed errors that never depend on the text; accepted tokens round-trip |
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +18,7 @@ pub mod custom_protocol;
 pub mod http_input;
 pub mod json_scan;
 pub mod machine;
+pub mod store_file;
 pub mod token_response;
 
 /// Maps each ASCII letter and digit to the next one (`z` to `a`, `9` to `0`) and leaves

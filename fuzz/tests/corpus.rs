@@ -52,6 +52,11 @@ fn custom_protocol_seeds() {
 }
 
 #[test]
+fn store_file_seeds() {
+    run_all("store_file", reauth_fuzz::store_file::run);
+}
+
+#[test]
 fn machine_seeds() {
     run_all("machine", machine::run);
 }
