@@ -188,11 +188,14 @@ async fn storm_reqwest(server: &TestServer, n: usize, fault: Option<Fault>) -> S
     let _ = client.get(&url).send().await;
     expire(server, fault);
 
-    let start = Instant::now();
+    // Every task waits at the barrier, so all requests leave together with the dead
+    // token: a real storm, not a queue.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n + 1));
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let (client, url) = (client.clone(), url.clone());
+            let (client, url, barrier) = (client.clone(), url.clone(), barrier.clone());
             tokio::spawn(async move {
+                barrier.wait().await;
                 let t = Instant::now();
                 let r = match client.get(url).send().await {
                     Ok(resp) if resp.status().is_success() => Ok(()),
@@ -203,6 +206,8 @@ async fn storm_reqwest(server: &TestServer, n: usize, fault: Option<Fault>) -> S
             })
         })
         .collect();
+    barrier.wait().await;
+    let start = Instant::now();
     let mut summary = Summary::new(n);
     for t in tasks {
         let (latency, result) = t.await.expect("request task");
