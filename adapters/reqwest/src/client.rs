@@ -88,7 +88,9 @@ impl Client {
     /// stream) is authorized but never replayed: on a 401 the session refreshes for the
     /// next call and this call returns the 401 response.
     pub async fn execute(&self, request: Request) -> Result<Response, Error> {
-        self.shared.run(request, &mut Direct(&self.http)).await
+        // One heap allocation for the whole request loop keeps the futures that callers
+        // move around (and spawn) small: unboxed, it is kilobytes, copied at every layer.
+        Box::pin(self.shared.run(request, &mut Direct(&self.http))).await
     }
 
     /// Installs tokens from a login; queued requests resume with them.

@@ -184,7 +184,7 @@ impl Shared {
                         status = response.status().as_u16(),
                         "reauth response needs a refresh or replay"
                     );
-                    discard(response).await;
+                    Box::pin(discard(response)).await;
                     step
                 }
                 Step::Go(Next::SendAnonymous) => {
@@ -193,7 +193,8 @@ impl Shared {
                     return transport.send(req).await;
                 }
                 Step::Go(Next::Fail(e)) => return Err(e.into()),
-                Step::Parked(w, rx) => Step::Go(self.wait(w, rx).await?),
+                // Boxed: the slow path must not make every request's future bigger.
+                Step::Parked(w, rx) => Step::Go(Box::pin(self.wait(w, rx)).await?),
                 Step::Go(_) => return Err(Error::Disconnected),
             };
         }
