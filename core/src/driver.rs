@@ -294,9 +294,8 @@ impl<N> Hub<N> {
     /// on the monotonic and the wall clock; they turn expiry instants into wall time for
     /// the store. `wall` is called only if tokens are to be saved.
     #[must_use]
-    pub fn drain(&mut self, now: Instant, wall: impl FnOnce() -> SystemTime) -> Effects<N> {
+    pub fn drain(&mut self, now: Instant, wall: impl Fn() -> SystemTime) -> Effects<N> {
         let mut fx = Effects::default();
-        let mut wall = Some(wall);
         let mut wall_now = None;
         while let Some(command) = self.session.poll_command() {
             match command {
@@ -318,8 +317,7 @@ impl<N> Hub<N> {
                     self.store_done = false;
                 }
                 Command::Persist(stored) => {
-                    let wall = *wall_now
-                        .get_or_insert_with(|| wall.take().map_or(SystemTime::UNIX_EPOCH, |f| f()));
+                    let wall = *wall_now.get_or_insert_with(&wall);
                     fx.store
                         .push(StoreOp::Save(SavedTokens::from_stored(&stored, now, wall)));
                 }
