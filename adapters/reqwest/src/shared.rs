@@ -37,6 +37,9 @@ pub(crate) struct Shared {
     timer: Arc<Notify>,
     pub(crate) refresh_timeout: Duration,
     waiter_timeout: Duration,
+    /// The session's refresh trigger, fixed at build time: a response it does not fire
+    /// for is delivered without taking the lock, as the session would answer anyway.
+    trigger: reauth_core::RefreshTrigger,
     pub(crate) allow_insecure_http: bool,
 }
 
@@ -53,6 +56,7 @@ impl Shared {
     pub(crate) fn start(parts: Parts) -> Arc<Self> {
         let config = parts.session.config();
         let (refresh_timeout, waiter_timeout) = (config.refresh_timeout, config.waiter_timeout);
+        let trigger = config.trigger.clone();
         let shared = Arc::new(Self {
             hub: Mutex::new(Hub::new(parts.session)),
             effects: Mutex::new(()),
@@ -64,6 +68,7 @@ impl Shared {
             timer: Arc::new(Notify::new()),
             refresh_timeout,
             waiter_timeout,
+            trigger,
             allow_insecure_http: parts.allow_insecure_http,
         });
         let (weak, timer) = (Arc::downgrade(&shared), shared.timer.clone());
@@ -167,6 +172,10 @@ impl Shared {
                         "reauth sending"
                     );
                     let response = transport.send(req).await?;
+                    if !self.trigger.fires(response.status(), response.headers()) {
+                        // The common case, and what the session would answer: no lock.
+                        return Ok(response);
+                    }
                     let step = self.with_hub(|hub, now| {
                         let next = hub.respond(
                             now,
