@@ -155,13 +155,14 @@ impl Target for Uri {
 }
 
 fn parse_scheme(scheme: &str) -> Result<bool, OriginError> {
-    // Exact lower-case first: that is how every parsed URI spells it.
-    if scheme == "https" || scheme.eq_ignore_ascii_case("https") {
-        Ok(true)
-    } else if scheme.eq_ignore_ascii_case("http") {
-        Ok(false)
-    } else {
-        Err(OriginError::UnsupportedScheme(scheme.to_owned()))
+    // Exact lower case first: that is how every parsed URL spells it (and this runs on
+    // every request).
+    match scheme {
+        "https" => Ok(true),
+        "http" => Ok(false),
+        s if s.eq_ignore_ascii_case("https") => Ok(true),
+        s if s.eq_ignore_ascii_case("http") => Ok(false),
+        _ => Err(OriginError::UnsupportedScheme(scheme.to_owned())),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::{BuildError, Error};
 use crate::middleware::AuthMiddleware;
-use crate::shared::{Parts, Shared, Transport};
+use crate::shared::{Built, Parts, Shared, Transport};
 use crate::source::Source;
 use reauth_core::protocol::OAuth2Grant;
 use reauth_core::{
@@ -11,7 +11,9 @@ use reauth_core::{
 };
 use reqwest::{IntoUrl, Method, Request, Response};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 use tokio::sync::broadcast;
 
@@ -79,18 +81,22 @@ impl Client {
     /// A request with any method.
     pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
         RequestBuilder {
-            client: self.clone(),
+            shared: self.shared.clone(),
             inner: self.http.request(method, url),
+            built: Built::Here,
         }
     }
 
     /// Sends a request through the session. A request whose body cannot be cloned (a
     /// stream) is authorized but never replayed: on a 401 the session refreshes for the
     /// next call and this call returns the 401 response.
-    pub async fn execute(&self, request: Request) -> Result<Response, Error> {
-        // One heap allocation for the whole request loop keeps the futures that callers
-        // move around (and spawn) small: unboxed, it is kilobytes, copied at every layer.
-        Box::pin(self.shared.run(request, &mut Direct(&self.http))).await
+    pub fn execute(&self, request: Request) -> Pending {
+        Pending::send(
+            self.shared.clone(),
+            self.http.clone(),
+            request,
+            Built::Elsewhere,
+        )
     }
 
     /// Installs tokens from a login; queued requests resume with them.
@@ -137,12 +143,49 @@ impl Client {
     }
 }
 
-struct Direct<'a>(&'a reqwest::Client);
+/// The future of a request sent through the session, from [`RequestBuilder::send`] or
+/// [`Client::execute`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Pending {
+    // One heap allocation for the whole request loop keeps the futures that callers move
+    // around (and spawn) small: inline, the loop would be copied at every layer.
+    inner: Pin<Box<dyn Future<Output = Result<Response, Error>> + Send>>,
+}
 
-impl Transport for Direct<'_> {
+impl Pending {
+    fn send(shared: Arc<Shared>, http: reqwest::Client, request: Request, built: Built) -> Self {
+        Self {
+            inner: Box::pin(shared.run(request, built, Direct(http))),
+        }
+    }
+
+    fn fail(error: Error) -> Self {
+        Self {
+            inner: Box::pin(std::future::ready(Err(error))),
+        }
+    }
+}
+
+impl Future for Pending {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
+
+struct Direct(reqwest::Client);
+
+impl Transport for Direct {
     fn send(&mut self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
-        let http = self.0.clone();
-        async move { Ok(http.execute(request).await?) }
+        let sent = self.0.execute(request);
+        async move { Ok(sent.await?) }
     }
 }
 
@@ -265,8 +308,11 @@ impl ClientBuilder {
 /// through the session.
 #[must_use]
 pub struct RequestBuilder {
-    client: Client,
+    shared: Arc<Shared>,
     inner: reqwest::RequestBuilder,
+    /// `Elsewhere` once [`with`](Self::with) has handed the builder out: the closure may
+    /// return a builder made from an `http::Request` with extensions of its own.
+    built: Built,
 }
 
 impl RequestBuilder {
@@ -307,6 +353,7 @@ impl RequestBuilder {
         f: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Self {
         self.inner = f(self.inner);
+        self.built = Built::Elsewhere;
         self
     }
 
@@ -316,8 +363,11 @@ impl RequestBuilder {
     }
 
     /// Sends the request through the session.
-    pub async fn send(self) -> Result<Response, Error> {
-        let request = self.inner.build()?;
-        self.client.execute(request).await
+    pub fn send(self) -> Pending {
+        // The reqwest builder holds the reqwest client already: no second clone of it.
+        match self.inner.build_split() {
+            (http, Ok(request)) => Pending::send(self.shared, http, request, self.built),
+            (_, Err(e)) => Pending::fail(e.into()),
+        }
     }
 }

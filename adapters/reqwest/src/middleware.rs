@@ -1,7 +1,7 @@
 //! The same behaviour as a `reqwest_middleware::Middleware`.
 
 use crate::error::Error;
-use crate::shared::{Shared, Transport};
+use crate::shared::{Built, Shared, Transport};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};
@@ -55,11 +55,14 @@ impl Middleware for AuthMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let mut chain = Chain { next, extensions };
-        self.shared.run(req, &mut chain).await.map_err(|e| match e {
-            Error::Http(e) => reqwest_middleware::Error::Reqwest(e),
-            Error::Middleware(e) => e,
-            other => reqwest_middleware::Error::middleware(other),
-        })
+        let chain = Chain { next, extensions };
+        Arc::clone(&self.shared)
+            .run(req, Built::Elsewhere, chain)
+            .await
+            .map_err(|e| match e {
+                Error::Http(e) => reqwest_middleware::Error::Reqwest(e),
+                Error::Middleware(e) => e,
+                other => reqwest_middleware::Error::middleware(other),
+            })
     }
 }
