@@ -290,6 +290,13 @@ impl<N> Hub<N> {
         self.parked.values()
     }
 
+    /// True if [`drain`](Self::drain) has anything to do; when false, skipping it changes
+    /// nothing (the fast path of every request).
+    #[must_use]
+    pub fn needs_drain(&self) -> bool {
+        self.store_done || self.session.has_commands()
+    }
+
     /// Drains every pending command into effects. `now` and `wall()` are the same moment
     /// on the monotonic and the wall clock; they turn expiry instants into wall time for
     /// the store. `wall` is called only if tokens are to be saved.
@@ -348,16 +355,25 @@ mod tests {
                 .with_refresh_token(RefreshToken::new("r").unwrap())
                 .with_expires_in(Duration::from_secs(100)),
         );
+        assert!(hub.needs_drain());
         let fx = hub.drain(t0, || wall);
         assert!(matches!(&fx.store[..], [StoreOp::Save(_)]));
+        assert!(!hub.needs_drain());
         let uri: http::Uri = "https://api.test/x".parse().unwrap();
         let Next::Send(a) = hub.begin(t0, &uri) else {
             panic!()
         };
+        // The fast path leaves nothing to drain: adapters skip the call.
+        assert!(!hub.needs_drain());
+        assert!(hub.drain(t0, || wall).is_empty());
         let Next::Wait(w1) = hub.respond(t0, &a, StatusCode::UNAUTHORIZED, &HeaderMap::new(), true)
         else {
             panic!()
         };
+        assert!(
+            hub.needs_drain(),
+            "a 401 that starts a refresh leaves a command"
+        );
         hub.register(w1, "first");
         let Next::Wait(w2) = hub.begin(t0, &uri) else {
             panic!()
@@ -411,6 +427,8 @@ mod tests {
         let mut next: Hub<()> = Hub::new(Session::new(config()));
         let (t1, wall1) = (Instant::now(), wall + Duration::from_secs(40));
         next.restore(t1, saved.to_token_set(wall1));
+        // The restore's note for the next drain (skip the write-back) counts as work.
+        assert!(next.needs_drain());
         assert_eq!(next.session().phase(), Phase::Valid);
         let expires = next.session().snapshot().expires_at.unwrap();
         assert_eq!(expires.duration_since(t1), Duration::from_secs(60));

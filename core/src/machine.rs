@@ -316,6 +316,14 @@ impl Session {
         }
     }
 
+    /// True if [`poll_command`](Self::poll_command) has something to look at. An input
+    /// on the fast path (a request admitted with a valid token) leaves nothing, and a
+    /// driver may skip polling then.
+    #[must_use]
+    pub fn has_commands(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// When to call [`handle_timeout`](Self::handle_timeout) next, or `None` if no
     /// deadline is set. Ask again after every input: deadlines move.
     #[must_use]

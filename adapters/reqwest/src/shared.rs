@@ -93,6 +93,9 @@ impl Shared {
         if before != after {
             debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
         }
+        if !hub.needs_drain() {
+            return result;
+        }
         let fx = hub.drain(now, SystemTime::now);
         if fx.is_empty() {
             return result;
