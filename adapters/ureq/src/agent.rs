@@ -127,13 +127,26 @@ impl Agent {
         Uri: TryFrom<T>,
         <Uri as TryFrom<T>>::Error: Into<http::Error>,
     {
-        RequestBuilder {
+        // As `Request::builder().method(method).uri(uri)`, but with the head at hand: the
+        // builder moves the whole head (224 bytes) in and out of a closure per call, and
+        // cannot lend it. Made in place, then changed.
+        let mut builder = RequestBuilder {
             agent: self,
-            builder: Request::builder().method(method).uri(uri),
+            parts: Ok(Request::new(()).into_parts().0),
             query: Vec::new(),
             timeout: None,
             _body: PhantomData,
+        };
+        match Uri::try_from(uri) {
+            Ok(uri) => {
+                if let Ok(parts) = &mut builder.parts {
+                    parts.method = method;
+                    parts.uri = uri;
+                }
+            }
+            Err(e) => builder.parts = Err(e.into()),
         }
+        builder
     }
 
     /// Sends an [`http::Request`] through the session, like `ureq::Agent::run`.
@@ -151,18 +164,19 @@ impl Agent {
         request: Request<impl Into<RequestBody<'b>>>,
     ) -> Result<Response<Body>, Error> {
         let (parts, body) = request.into_parts();
-        self.execute(parts, body.into(), None)
+        self.execute(&parts, body.into(), None)
     }
 
     fn execute(
         &self,
-        parts: request::Parts,
+        parts: &request::Parts,
         body: RequestBody<'_>,
         timeout: Option<Duration>,
     ) -> Result<Response<Body>, Error> {
         let mut direct = Direct {
             agent: &self.shared.http,
             allowed: &self.shared.allowed,
+            by_hand: &self.shared.by_hand,
             parts,
             body,
             timeout,
@@ -352,7 +366,8 @@ impl AgentBuilder {
 #[must_use]
 pub struct RequestBuilder<'a, B> {
     agent: &'a Agent,
-    builder: request::Builder,
+    /// The head so far, or the first error building it (as `http::request::Builder`).
+    parts: Result<request::Parts, http::Error>,
     query: Vec<(String, String)>,
     timeout: Option<Duration>,
     _body: PhantomData<B>,
@@ -361,9 +376,10 @@ pub struct RequestBuilder<'a, B> {
 impl<B> std::fmt::Debug for RequestBuilder<'_, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Headers may hold secrets: method and URI only.
+        let parts = self.parts.as_ref().ok();
         f.debug_struct("RequestBuilder")
-            .field("method", &self.builder.method_ref())
-            .field("uri", &self.builder.uri_ref())
+            .field("method", &parts.map(|p| &p.method))
+            .field("uri", &parts.map(|p| &p.uri))
             .finish_non_exhaustive()
     }
 }
@@ -378,7 +394,16 @@ impl<B> RequestBuilder<'_, B> {
         HeaderValue: TryFrom<V>,
         <HeaderValue as TryFrom<V>>::Error: Into<http::Error>,
     {
-        self.builder = self.builder.header(key, value);
+        // As `http::request::Builder::header`: the first error sticks.
+        if let Ok(parts) = &mut self.parts {
+            let appended = HeaderName::try_from(key)
+                .map_err(Into::into)
+                .and_then(|name| Ok((name, HeaderValue::try_from(value).map_err(Into::into)?)))
+                .and_then(|(name, value)| Ok(parts.headers.try_append(name, value)?));
+            if let Err(e) = appended {
+                self.parts = Err(e);
+            }
+        }
         self
     }
 
@@ -407,11 +432,15 @@ impl<B> RequestBuilder<'_, B> {
         self
     }
 
-    fn dispatch(self, body: RequestBody<'_>) -> Result<Response<Body>, Error> {
-        let (mut parts, ()) = self.builder.body(())?.into_parts();
+    fn dispatch(mut self, body: RequestBody<'_>) -> Result<Response<Body>, Error> {
+        let parts = match self.parts {
+            Ok(ref mut parts) => parts,
+            Err(e) => return Err(e.into()),
+        };
         if !self.query.is_empty() {
             parts.uri = with_query(&parts.uri, &self.query)?;
         }
+        // Sent from here, not moved: a move of the head is a copy of 224 bytes.
         self.agent.execute(parts, body, self.timeout)
     }
 }

@@ -1,12 +1,11 @@
 //! The wrapper's transport: sends through the user's `ureq::Agent`, can send a request
 //! again, and follows redirects itself so the credential reaches allowed origins only.
 
-use crate::body::{RequestBody, Tweak};
+use crate::body::{ByHand, Head, RequestBody, Tweak};
 use crate::error::Error;
-use crate::redirect::next_hop;
+use crate::redirect::{is_redirect, next_hop};
 use crate::shared::{Sent, Transport};
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, COOKIE};
-use http::{HeaderValue, Uri};
+use http::{HeaderValue, Method, Uri};
 use reauth_core::Origin;
 use std::time::Duration;
 use tracing::trace;
@@ -16,15 +15,16 @@ use ureq::Body;
 pub(crate) struct Direct<'a, 'b> {
     pub(crate) agent: &'a ureq::Agent,
     pub(crate) allowed: &'a [Origin],
-    pub(crate) parts: request::Parts,
+    pub(crate) by_hand: &'a ByHand,
+    pub(crate) parts: &'a request::Parts,
     pub(crate) body: RequestBody<'b>,
     pub(crate) timeout: Option<Duration>,
 }
 
-impl Direct<'_, '_> {
-    fn tweak(&self, by_hand: bool) -> Tweak {
+impl<'a> Direct<'a, '_> {
+    fn tweak(&self, by_hand: bool) -> Tweak<'a> {
         Tweak {
-            by_hand,
+            by_hand: by_hand.then_some(self.by_hand),
             timeout: self.timeout,
         }
     }
@@ -40,22 +40,63 @@ impl Transport for Direct<'_, '_> {
     }
 
     fn send_authorized(&mut self, credential: &HeaderValue) -> Result<Sent, Error> {
-        let mut parts = self.parts.clone();
-        parts.headers.insert(AUTHORIZATION, credential.clone());
         let tweak = self.tweak(true);
-        let mut response = self.body.send(self.agent, parts, tweak)?;
+        let head = Head {
+            parts: self.parts,
+            hop: None,
+            credential: Some(credential),
+        };
+        let response = self.body.send(self.agent, head, tweak)?;
+        if !is_redirect(response.status()) {
+            // Most answers: nothing to follow (`next_hop` would say so).
+            return Ok(Sent {
+                response,
+                authorized: true,
+            });
+        }
+        self.follow(credential, response, tweak)
+    }
 
-        // Follow redirects as the agent is configured to, hop by hop.
+    fn send_anonymous(&mut self) -> Result<Response<Body>, Error> {
+        let tweak = self.tweak(false);
+        let head = Head {
+            parts: self.parts,
+            hop: None,
+            credential: None,
+        };
+        self.body.send(self.agent, head, tweak)
+    }
+
+    fn deliver(&mut self, response: Response<Body>) -> Result<Response<Body>, Error> {
+        status_as_error(self.agent.config().http_status_as_error(), response)
+    }
+}
+
+impl Direct<'_, '_> {
+    /// Follows the redirects that begin with `response`, as the agent is configured to,
+    /// hop by hop. Why apart from `send_authorized`: it is the rare path.
+    #[inline(never)]
+    fn follow(
+        &mut self,
+        credential: &HeaderValue,
+        mut response: Response<Body>,
+        tweak: Tweak<'_>,
+    ) -> Result<Sent, Error> {
         let config = self.agent.config();
         // As ureq: with 0 nothing is followed and the 3xx is the answer, never an error.
         let max = config.max_redirects();
         let will_error = max > 0 && config.max_redirects_will_error();
-        let (mut method, mut uri) = (self.parts.method.clone(), self.parts.uri.clone());
+        // The hop just answered: the caller's request until the first redirect. Why not
+        // clones: most responses are no redirect at all.
+        let mut hop: Option<(Method, Uri)> = None;
         let mut authorized = true;
         let mut hops = 0;
         loop {
+            let (method, uri) = hop
+                .as_ref()
+                .map_or((&self.parts.method, &self.parts.uri), |(m, u)| (m, u));
             let Some((next_method, next_uri)) =
-                next_hop(&method, &uri, response.status(), response.headers())
+                next_hop(method, uri, response.status(), response.headers())
             else {
                 break;
             };
@@ -67,34 +108,21 @@ impl Transport for Direct<'_, '_> {
             }
             hops += 1;
             drop(response);
-            let mut parts = self.parts.clone();
-            parts.method = next_method.clone();
-            parts.uri = next_uri.clone();
-            for name in [AUTHORIZATION, COOKIE, CONTENT_LENGTH] {
-                parts.headers.remove(name);
-            }
             authorized = self.allowed.iter().any(|o| o.matches(&next_uri));
-            if authorized {
-                parts.headers.insert(AUTHORIZATION, credential.clone());
-            }
             trace!(hop = hops, authorized, "reauth following a redirect");
+            let head = Head {
+                parts: self.parts,
+                hop: Some((&next_method, &next_uri)),
+                credential: authorized.then_some(credential),
+            };
             // A followed hop never carries a body (see `next_hop`).
-            response = RequestBody::empty().send(self.agent, parts, tweak)?;
-            (method, uri) = (next_method, next_uri);
+            response = RequestBody::empty().send(self.agent, head, tweak)?;
+            hop = Some((next_method, next_uri));
         }
         Ok(Sent {
             response,
             authorized,
         })
-    }
-
-    fn send_anonymous(&mut self) -> Result<Response<Body>, Error> {
-        let tweak = self.tweak(false);
-        self.body.send(self.agent, self.parts.clone(), tweak)
-    }
-
-    fn deliver(&mut self, response: Response<Body>) -> Result<Response<Body>, Error> {
-        status_as_error(self.agent.config().http_status_as_error(), response)
     }
 }
 

@@ -18,6 +18,9 @@ pub(crate) fn next_hop(
     status: StatusCode,
     headers: &HeaderMap,
 ) -> Option<(Method, Uri)> {
+    if !is_redirect(status) {
+        return None;
+    }
     let method = match status.as_u16() {
         301..=303 if method == Method::GET || method == Method::HEAD => method.clone(),
         301..=303 => Method::GET,
@@ -26,6 +29,11 @@ pub(crate) fn next_hop(
     };
     let location = headers.get(LOCATION)?.to_str().ok()?;
     Some((method, resolve(from, location)?))
+}
+
+/// True for the statuses [`next_hop`] may follow: 301, 302, 303, 307 and 308.
+pub(crate) fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301..=303 | 307 | 308)
 }
 
 fn has_body(method: &Method) -> bool {

@@ -8,6 +8,7 @@
 //! input moves the next deadline earlier than the one the parked threads went to sleep
 //! with (a refresh failed and a backoff retry is due soon), they are nudged to re-read it.
 
+use crate::body::ByHand;
 use crate::error::Error;
 use crate::events::Events;
 use crate::source::Source;
@@ -15,8 +16,8 @@ use crate::wait::{Outcome, Waiter, Woke};
 use http::{HeaderValue, Uri};
 use reauth_core::driver::{run_refresh, Effects, Hub, Next, StoreOp};
 use reauth_core::{
-    Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome, RefreshToken,
-    RefreshTrigger, Session, TokenStore, WaiterId,
+    Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
+    RefreshToken, RefreshTrigger, Session, TokenStore, WaiterId,
 };
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,13 +63,30 @@ struct Core {
     /// The session's next deadline after the last input. Parked threads sleep until it at
     /// the latest; if an input moves it earlier, they must hear of it.
     deadline: Option<Instant>,
+    /// True once `settle` has read the deadline, false again when the lock is found
+    /// poisoned (an input panicked before `settle`): only then is `deadline` the session's.
+    settled: bool,
+    /// The latest `now` given to an input: the session's clock is never past it.
+    seen: Option<Instant>,
+    /// Set by an admission that fired no timer and answered `Send`; taken by `settle`.
+    quiet: bool,
 }
 
 impl Core {
-    /// Call after every input. If the next deadline moved earlier, a parked thread may be
-    /// asleep past it: nudge them all to re-read it. (The first input that brings the
-    /// deadline below what a sleeper read is a move earlier, so no sleeper is missed.)
-    fn settle(&mut self) {
+    /// Call after every input and the drain that follows it (`drained` true if that found
+    /// nothing to do). If the next deadline moved earlier, a parked thread may be asleep
+    /// past it: nudge them all to re-read it. (The first input that brings the deadline
+    /// below what a sleeper read is a move earlier, so no sleeper is missed.)
+    fn settle(&mut self, drained: bool) {
+        // A quiet admission (no timer fired, answered `Send`) that emitted no command moved
+        // no deadline: the only one such an admission sets is the timeout of the background
+        // refresh it starts, and starting that emits `StartRefresh`. Why skip: reading the
+        // deadline walks every timer, and this is every request's path. Checked in debug
+        // builds.
+        if std::mem::take(&mut self.quiet) && drained && self.settled {
+            debug_assert_eq!(self.hub.session().poll_timeout(), self.deadline);
+            return;
+        }
         let next = self.hub.session().poll_timeout();
         let earlier = match (next, self.deadline) {
             (Some(next), Some(before)) => next < before,
@@ -85,6 +103,21 @@ impl Core {
             }
         }
         self.deadline = next;
+        self.settled = true;
+    }
+
+    /// `Hub::timeout`, skipped when nothing can be due. Why: otherwise every admission
+    /// walks the session's timers twice (there and in `settle`). The session's deadlines
+    /// are all at or after `deadline`, and its clock is at most `seen`: if the deadline is
+    /// later, `Hub::timeout` would only set the clock to `now`, which the input that must
+    /// follow with the same `now` does itself. Returns true if it called `Hub::timeout`.
+    fn fire_due(&mut self, now: Instant) -> bool {
+        let clock = self.seen.map_or(now, |seen| seen.max(now));
+        let due = !self.settled || self.deadline.is_some_and(|at| at <= clock);
+        if due {
+            self.hub.timeout(now);
+        }
+        due
     }
 }
 
@@ -102,6 +135,8 @@ pub(crate) struct Shared {
     /// Where the credential may go, for redirect hops. Fixed at build time, as in the
     /// session's config.
     pub(crate) allowed: Box<[Origin]>,
+    /// How the wrapper's sends turn ureq's redirects and status errors off, for `http`.
+    pub(crate) by_hand: ByHand,
     /// The session's refresh trigger, fixed at build time: a response it does not fire
     /// for is handed out without taking the lock (the session would answer `Done`).
     trigger: RefreshTrigger,
@@ -130,12 +165,17 @@ impl Shared {
             core: Mutex::new(Core {
                 hub: Hub::new(parts.session),
                 deadline: None,
+                // No input yet: read the deadline before trusting it.
+                settled: false,
+                seen: None,
+                quiet: false,
             }),
             effects: Mutex::new(()),
             store: parts.store,
             events: parts.events,
             source: parts.source,
             token_agent: parts.token_agent,
+            by_hand: ByHand::new(&parts.http),
             http: parts.http,
             allowed,
             trigger,
@@ -148,36 +188,53 @@ impl Shared {
     fn lock_core(&self) -> MutexGuard<'_, Core> {
         // Every critical section leaves the hub consistent, so a panic elsewhere (which
         // poisons the lock) must not take the whole agent down with it.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        self.core.lock().unwrap_or_else(|e| {
+            let mut core = e.into_inner();
+            // The input that panicked may have moved the deadline without `settle`.
+            core.settled = false;
+            core
+        })
     }
 
     /// Runs `f` on the hub under the lock, then carries out what it produced outside the
     /// lock: store, wake-ups and events in order, then callbacks, then any refresh the
     /// session asked for, performed on this thread. Returns what `f` returned.
     pub(crate) fn with_hub<R>(&self, f: impl FnOnce(&mut Hub<Wake>, Instant) -> R) -> R {
+        self.with_core(|core, now| f(&mut core.hub, now))
+    }
+
+    /// [`with_hub`](Self::with_hub), with the whole core at hand.
+    fn with_core<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
         let now = Instant::now();
         let mut core = self.lock_core();
+        core.seen = Some(core.seen.map_or(now, |seen| seen.max(now)));
+        // The phase is only for the log line below: not read unless it can be written.
+        let before = tracing::enabled!(tracing::Level::DEBUG).then(|| core.hub.session().phase());
+        let result = f(&mut core, now);
         let hub = &mut core.hub;
-        let before = hub.session().phase();
-        let result = f(hub, now);
-        let after = hub.session().phase();
-        if before != after {
-            debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
+        if let Some(before) = before {
+            let after = hub.session().phase();
+            if before != after {
+                debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
+            }
         }
-        let fx = hub.drain(now, SystemTime::now);
-        core.settle();
-        if fx.is_empty() {
-            return result;
-        }
-        let order = self.effects.lock().unwrap_or_else(|e| e.into_inner());
-        drop(core);
+        // Taken apart at once: dropping the four empty lists one by one is cheaper than
+        // the drop of the whole (this is every request's path).
         let Effects {
             store,
             wake,
             events,
             refreshes,
             ..
-        } = fx;
+        } = hub.drain(now, SystemTime::now);
+        let drained =
+            store.is_empty() && wake.is_empty() && events.is_empty() && refreshes.is_empty();
+        core.settle(drained);
+        if drained {
+            return result;
+        }
+        let order = self.effects.lock().unwrap_or_else(|e| e.into_inner());
+        drop(core);
         // Should a store panic here, the refreshes below are dropped unstarted: the
         // session's refresh timeout then counts them as failed, so nothing hangs.
         self.carry_out(store, wake, &events);
@@ -235,12 +292,13 @@ impl Shared {
     pub(crate) fn run(&self, transport: &mut impl Transport) -> Result<Response<Body>, Error> {
         let replayable = transport.replayable();
         let uri = transport.uri();
-        let mut step = self.with_hub(|hub, now| {
+        let mut step = self.with_core(|core, now| {
             // No timer thread: fire what is due (a backoff retry, the stale window, the
             // expiry) before admitting. Free when nothing is due.
-            hub.timeout(now);
-            let next = hub.begin(now, uri);
-            self.park(hub, next, now)
+            let fired = core.fire_due(now);
+            let next = core.hub.begin(now, uri);
+            core.quiet = !fired && matches!(next, Next::Send(_));
+            self.park(&mut core.hub, next, now)
         });
         loop {
             step = match step {
@@ -251,37 +309,20 @@ impl Shared {
                         "reauth sending"
                     );
                     let sent = transport.send_authorized(attempt.header_value())?;
-                    if !sent.authorized {
-                        // Redirected to an origin that got no credential: its status says
-                        // nothing about the token.
+                    // Redirected to an origin that got no credential: its status says
+                    // nothing about the token. Or the common case, a status the trigger
+                    // ignores: what the session would answer, without the lock.
+                    if !sent.authorized
+                        || !self
+                            .trigger
+                            .fires(sent.response.status(), sent.response.headers())
+                    {
                         return transport.deliver(sent.response);
                     }
-                    let response = sent.response;
-                    if !self.trigger.fires(response.status(), response.headers()) {
-                        // The common case, and what the session would answer: no lock.
-                        return transport.deliver(response);
+                    match self.respond(&attempt, sent.response, replayable) {
+                        Ok(response) => return transport.deliver(response),
+                        Err(step) => step,
                     }
-                    let step = self.with_hub(|hub, now| {
-                        let next = hub.respond(
-                            now,
-                            &attempt,
-                            response.status(),
-                            response.headers(),
-                            replayable,
-                        );
-                        self.park(hub, next, now)
-                    });
-                    if matches!(step, Step::Go(Next::Deliver)) {
-                        return transport.deliver(response);
-                    }
-                    trace!(
-                        status = response.status().as_u16(),
-                        "reauth response needs a refresh or replay"
-                    );
-                    // Not handed out: dropping it closes its connection rather than reading a
-                    // body that might never come.
-                    drop(response);
-                    step
                 }
                 Step::Go(Next::SendAnonymous) => {
                     trace!("reauth sending without credential: origin not allowed");
@@ -294,26 +335,63 @@ impl Shared {
         }
     }
 
+    /// Tells the session about a response the trigger fires for. Returns the response if
+    /// the caller gets it, else what to do instead. Why a function of its own: it is the
+    /// rare path, and kept out of `run` it leaves the common one smaller.
+    #[inline(never)]
+    fn respond(
+        &self,
+        attempt: &Attempt,
+        response: Response<Body>,
+        replayable: bool,
+    ) -> Result<Response<Body>, Step<'_>> {
+        let step = self.with_hub(|hub, now| {
+            let next = hub.respond(
+                now,
+                attempt,
+                response.status(),
+                response.headers(),
+                replayable,
+            );
+            self.park(hub, next, now)
+        });
+        if matches!(step, Step::Go(Next::Deliver)) {
+            return Ok(response);
+        }
+        trace!(
+            status = response.status().as_u16(),
+            "reauth response needs a refresh or replay"
+        );
+        // Not handed out: dropping it closes its connection rather than reading a body
+        // that might never come.
+        drop(response);
+        Err(step)
+    }
+
     /// Registers the notifier of a request told to wait, under the same lock as the input
-    /// that said so.
+    /// that said so. Always inlined: every other answer then passes through without a
+    /// call (and a copy of the answer).
+    #[inline(always)]
     fn park<'s>(&'s self, hub: &mut Hub<Wake>, next: Next, now: Instant) -> Step<'s> {
         match next {
-            Next::Wait(waiter) => {
-                let notifier = Arc::new(Waiter::default());
-                hub.register(waiter, notifier.clone());
-                let deadline = now
-                    .checked_add(self.waiter_timeout)
-                    .or_else(|| now.checked_add(FAR))
-                    .unwrap_or(now);
-                Step::Parked(Parked {
-                    shared: self,
-                    waiter,
-                    notifier,
-                    give_up: deadline.checked_add(WAIT_SLACK).unwrap_or(deadline),
-                    open: true,
-                })
-            }
+            Next::Wait(waiter) => Step::Parked(self.parked(hub, waiter, now)),
             other => Step::Go(other),
+        }
+    }
+
+    fn parked<'s>(&'s self, hub: &mut Hub<Wake>, waiter: WaiterId, now: Instant) -> Parked<'s> {
+        let notifier = Arc::new(Waiter::default());
+        hub.register(waiter, notifier.clone());
+        let deadline = now
+            .checked_add(self.waiter_timeout)
+            .or_else(|| now.checked_add(FAR))
+            .unwrap_or(now);
+        Parked {
+            shared: self,
+            waiter,
+            notifier,
+            give_up: deadline.checked_add(WAIT_SLACK).unwrap_or(deadline),
+            open: true,
         }
     }
 
@@ -399,7 +477,7 @@ impl Parked<'_> {
             };
             if let Some(mut core) = core {
                 core.hub.cancel(self.waiter);
-                core.settle();
+                core.settle(false);
             }
         }
     }
