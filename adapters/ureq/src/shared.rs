@@ -68,25 +68,13 @@ struct Core {
     settled: bool,
     /// The latest `now` given to an input: the session's clock is never past it.
     seen: Option<Instant>,
-    /// Set by an admission that fired no timer and answered `Send`; taken by `settle`.
-    quiet: bool,
 }
 
 impl Core {
-    /// Call after every input and the drain that follows it (`drained` true if that found
-    /// nothing to do). If the next deadline moved earlier, a parked thread may be asleep
-    /// past it: nudge them all to re-read it. (The first input that brings the deadline
-    /// below what a sleeper read is a move earlier, so no sleeper is missed.)
-    fn settle(&mut self, drained: bool) {
-        // A quiet admission (no timer fired, answered `Send`) that emitted no command moved
-        // no deadline: the only one such an admission sets is the timeout of the background
-        // refresh it starts, and starting that emits `StartRefresh`. Why skip: reading the
-        // deadline walks every timer, and this is every request's path. Checked in debug
-        // builds.
-        if std::mem::take(&mut self.quiet) && drained && self.settled {
-            debug_assert_eq!(self.hub.session().poll_timeout(), self.deadline);
-            return;
-        }
+    /// Call after every input. If the next deadline moved earlier, a parked thread may be
+    /// asleep past it: nudge them all to re-read it. (The first input that brings the
+    /// deadline below what a sleeper read is a move earlier, so no sleeper is missed.)
+    fn settle(&mut self) {
         let next = self.hub.session().poll_timeout();
         let earlier = match (next, self.deadline) {
             (Some(next), Some(before)) => next < before,
@@ -106,18 +94,15 @@ impl Core {
         self.settled = true;
     }
 
-    /// `Hub::timeout`, skipped when nothing can be due. Why: otherwise every admission
-    /// walks the session's timers twice (there and in `settle`). The session's deadlines
-    /// are all at or after `deadline`, and its clock is at most `seen`: if the deadline is
-    /// later, `Hub::timeout` would only set the clock to `now`, which the input that must
-    /// follow with the same `now` does itself. Returns true if it called `Hub::timeout`.
-    fn fire_due(&mut self, now: Instant) -> bool {
+    /// `Hub::timeout` if something is due: the session's own contract (`poll_timeout`
+    /// says when to call it), kept here because there is no timer thread. `deadline` is
+    /// `poll_timeout` as of the last input, and the session's clock is at most `seen`.
+    /// Why not call it always: this is every request's path.
+    fn fire_due(&mut self, now: Instant) {
         let clock = self.seen.map_or(now, |seen| seen.max(now));
-        let due = !self.settled || self.deadline.is_some_and(|at| at <= clock);
-        if due {
+        if !self.settled || self.deadline.is_some_and(|at| at <= clock) {
             self.hub.timeout(now);
         }
-        due
     }
 }
 
@@ -168,7 +153,6 @@ impl Shared {
                 // No input yet: read the deadline before trusting it.
                 settled: false,
                 seen: None,
-                quiet: false,
             }),
             effects: Mutex::new(()),
             store: parts.store,
@@ -218,8 +202,11 @@ impl Shared {
                 debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
             }
         }
-        // Taken apart at once: dropping the four empty lists one by one is cheaper than
-        // the drop of the whole (this is every request's path).
+        if !hub.needs_drain() {
+            // The fast path: nothing to carry out.
+            core.settle();
+            return result;
+        }
         let Effects {
             store,
             wake,
@@ -227,10 +214,8 @@ impl Shared {
             refreshes,
             ..
         } = hub.drain(now, SystemTime::now);
-        let drained =
-            store.is_empty() && wake.is_empty() && events.is_empty() && refreshes.is_empty();
-        core.settle(drained);
-        if drained {
+        core.settle();
+        if store.is_empty() && wake.is_empty() && events.is_empty() && refreshes.is_empty() {
             return result;
         }
         let order = self.effects.lock().unwrap_or_else(|e| e.into_inner());
@@ -295,9 +280,8 @@ impl Shared {
         let mut step = self.with_core(|core, now| {
             // No timer thread: fire what is due (a backoff retry, the stale window, the
             // expiry) before admitting. Free when nothing is due.
-            let fired = core.fire_due(now);
+            core.fire_due(now);
             let next = core.hub.begin(now, uri);
-            core.quiet = !fired && matches!(next, Next::Send(_));
             self.park(&mut core.hub, next, now)
         });
         loop {
@@ -477,7 +461,7 @@ impl Parked<'_> {
             };
             if let Some(mut core) = core {
                 core.hub.cancel(self.waiter);
-                core.settle(false);
+                core.settle();
             }
         }
     }
