@@ -10,6 +10,8 @@
 //!   plain reqwest) on the same storm: its token-endpoint calls and wall time.
 //!
 //! Run with `cargo bench -p reauth-reqwest --bench e2e` (`-- --quick` for fewer rounds).
+//! `REAUTH_BENCH_ONLY=raw|ours` runs one side of the fast path alone, for profiling or
+//! counting instructions (`REAUTH_BENCH_ROUNDS` rounds of 6,400 requests).
 
 use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
 use reauth_core::protocol::OAuth2Grant;
@@ -21,8 +23,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 const WORKERS: usize = 64;
-/// Long enough (about a third of a second a round here) that scheduling noise averages out.
-const PER_WORKER: usize = 500;
+/// Short rounds (about 80 ms here), many of them: adjacent rounds of the two sides then see
+/// the same background load, and the median of their ratios is the steadiest figure on a
+/// shared machine whose speed swings within seconds.
+const PER_WORKER: usize = 100;
+/// Rounds of the fast-path comparison, per side.
+const FAST_ROUNDS: usize = 61;
 const STORM: usize = 10_000;
 
 fn h2c() -> reqwest::Client {
@@ -120,6 +126,10 @@ async fn fast_path(rounds: usize) {
     };
     // Profiling aid: one side alone, so an instruction-counting profiler sees only it.
     if let Ok(side) = std::env::var("REAUTH_BENCH_ONLY") {
+        let rounds = std::env::var("REAUTH_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(rounds);
         for _ in 0..rounds {
             let rps = if side == "raw" {
                 raw_once().await
@@ -334,8 +344,8 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        // The fast-path ratio is a few percent at stake, so it gets more rounds than the storm.
-        fast_path(rounds * 2 - 1).await;
+        // The fast-path ratio is a few percent at stake, so it gets many more rounds.
+        fast_path(if quick { 7 } else { FAST_ROUNDS }).await;
         if std::env::var_os("REAUTH_BENCH_ONLY").is_none() {
             storm(rounds).await;
         }
