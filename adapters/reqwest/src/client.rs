@@ -11,9 +11,7 @@ use reauth_core::{
 };
 use reqwest::{IntoUrl, Method, Request, Response};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 use tokio::sync::broadcast;
 
@@ -90,13 +88,14 @@ impl Client {
     /// Sends a request through the session. A request whose body cannot be cloned (a
     /// stream) is authorized but never replayed: on a 401 the session refreshes for the
     /// next call and this call returns the 401 response.
-    pub fn execute(&self, request: Request) -> Pending {
-        Pending::send(
-            self.shared.clone(),
-            self.http.clone(),
-            request,
-            Built::Elsewhere,
-        )
+    pub fn execute(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+        let direct = Direct(self.http.clone());
+        self.shared
+            .clone()
+            .run(Ok(request), Built::Elsewhere, direct)
     }
 
     /// Installs tokens from a login; queued requests resume with them.
@@ -140,43 +139,6 @@ impl Client {
     /// [`NotAuthenticated`](reauth_core::Error::NotAuthenticated) until a login.
     pub fn store_load_error(&self) -> Option<&StoreError> {
         self.load_error.as_ref()
-    }
-}
-
-/// The future of a request sent through the session, from [`RequestBuilder::send`] or
-/// [`Client::execute`].
-#[must_use = "futures do nothing unless polled"]
-pub struct Pending {
-    // One heap allocation for the whole request loop keeps the futures that callers move
-    // around (and spawn) small: inline, the loop would be copied at every layer.
-    inner: Pin<Box<dyn Future<Output = Result<Response, Error>> + Send>>,
-}
-
-impl Pending {
-    fn send(shared: Arc<Shared>, http: reqwest::Client, request: Request, built: Built) -> Self {
-        Self {
-            inner: Box::pin(shared.run(request, built, Direct(http))),
-        }
-    }
-
-    fn fail(error: Error) -> Self {
-        Self {
-            inner: Box::pin(std::future::ready(Err(error))),
-        }
-    }
-}
-
-impl Future for Pending {
-    type Output = Result<Response, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl std::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").finish_non_exhaustive()
     }
 }
 
@@ -362,12 +324,50 @@ impl RequestBuilder {
         Ok(self.inner.build()?)
     }
 
-    /// Sends the request through the session.
-    pub fn send(self) -> Pending {
+    /// Sends the request through the session. Like reqwest's own `send`, the request is
+    /// built here and nothing else happens until the future is polled: the session admits
+    /// it (attaching the current credential, or waiting for a refresh) at the first poll.
+    ///
+    /// The future holds the common path inline (under a kilobyte) and boxes the rest.
+    pub fn send(self) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
         // The reqwest builder holds the reqwest client already: no second clone of it.
-        match self.inner.build_split() {
-            (http, Ok(request)) => Pending::send(self.shared, http, request, self.built),
-            (_, Err(e)) => Pending::fail(e.into()),
-        }
+        let (http, request) = self.inner.build_split();
+        let request = request.map_err(Error::from);
+        self.shared.run(request, self.built, Direct(http))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Client, Error};
+    use reauth_core::{AccessToken, Config, Origin, TokenSet};
+
+    fn client() -> Client {
+        let config = Config::new(Origin::parse("http://127.0.0.1:9").unwrap());
+        Client::builder(reqwest::Client::new(), config)
+            .refresh_fn(|_| async { Ok(TokenSet::new(AccessToken::new("t").unwrap())) })
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_request_future_stays_small() {
+        let client = client();
+        let sent = client.get("http://127.0.0.1:9/x").send();
+        // Callers build, move and spawn this for every request, so its size is a cost. It
+        // was 1.8 KB with the request stored three times over; 808 bytes in release now,
+        // 1,072 in a debug build, which lays futures out less tightly.
+        let size = std::mem::size_of_val(&sent);
+        assert!(size <= 1280, "{size} bytes");
+        let executed = client.execute(client.get("http://127.0.0.1:9/x").build().unwrap());
+        assert!(std::mem::size_of_val(&executed) <= 1280);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_a_typed_error() {
+        let client = client();
+        client.login(TokenSet::new(AccessToken::new("t").unwrap()));
+        let err = client.get("not a url").send().await.unwrap_err();
+        assert!(matches!(&err, Error::Http(e) if e.is_builder()), "{err:?}");
     }
 }

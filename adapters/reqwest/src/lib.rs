@@ -62,7 +62,7 @@ mod refresh;
 mod shared;
 mod source;
 
-pub use client::{Client, ClientBuilder, Pending, RequestBuilder};
+pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{BuildError, Error};
 pub use middleware::AuthMiddleware;
 pub use source::RefreshFuture;

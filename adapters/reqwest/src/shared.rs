@@ -153,12 +153,15 @@ impl Shared {
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn run(
         self: Arc<Self>,
-        request: Request,
+        request: Result<Request, Error>,
         built: Built,
         mut transport: impl Transport,
     ) -> impl Future<Output = Result<Response, Error>> {
         // Nothing happens until the first poll, as with any future.
         async move {
+            // A request that could not be built fails here, so callers need no second
+            // future type (and no box) for that case.
+            let request = request?;
             // A streaming body cannot be cloned, so such a request is sent once at most.
             let template = built.copy(&request);
             let step = self.with_hub(|hub, now| {
