@@ -57,7 +57,7 @@ impl Middleware for AuthMiddleware {
     ) -> reqwest_middleware::Result<Response> {
         let chain = Chain { next, extensions };
         Arc::clone(&self.shared)
-            .run(Ok(req), Built::Elsewhere, chain)
+            .run(req, Built::Elsewhere, chain)
             .await
             .map_err(|e| match e {
                 Error::Http(e) => reqwest_middleware::Error::Reqwest(e),
