@@ -112,8 +112,10 @@ fn main() {
         ClientAuth::secret_basic("reauth-test", ClientSecret::new("s3cret")),
     )
     .unwrap();
+    // The same ureq agent (a clone shares its connection pool), so both sides use the same
+    // connections and the same server-side connection threads.
     let wrapped = reauth_ureq::Agent::builder(
-        http(),
+        raw.clone(),
         Config::new(Origin::parse(&server.base_url()).unwrap()),
     )
     .oauth2(OAuth2Grant::refresh_token(endpoint))
