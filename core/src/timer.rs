@@ -25,15 +25,20 @@ const ALL: [Timer; 4] = [
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable {
     at: [Option<Instant>; 4],
+    /// The earliest of `at`, kept up to date by every change. Why: drivers ask for the
+    /// next deadline (and fire what is due) on every request, and timers change rarely.
+    earliest: Option<(Timer, Instant)>,
 }
 
 impl TimerTable {
     pub(crate) fn set(&mut self, timer: Timer, at: Instant) {
         self.at[timer as usize] = Some(at);
+        self.earliest = self.scan();
     }
 
     pub(crate) fn stop(&mut self, timer: Timer) {
         self.at[timer as usize] = None;
+        self.earliest = self.scan();
     }
 
     pub(crate) fn get(&self, timer: Timer) -> Option<Instant> {
@@ -42,10 +47,15 @@ impl TimerTable {
 
     pub(crate) fn stop_all(&mut self) {
         self.at = [None; 4];
+        self.earliest = None;
     }
 
     /// The earliest timer and its deadline.
     pub(crate) fn next(&self) -> Option<(Timer, Instant)> {
+        self.earliest
+    }
+
+    fn scan(&self) -> Option<(Timer, Instant)> {
         ALL.iter()
             .filter_map(|&t| self.get(t).map(|at| (t, at)))
             .min_by_key(|&(_, at)| at)
@@ -69,6 +79,10 @@ mod tests {
             Some((Timer::Backoff, t0 + Duration::from_secs(3)))
         );
         t.stop(Timer::Backoff);
+        assert_eq!(t.next(), Some((Timer::Expiry, t0 + Duration::from_secs(9))));
+        // Moving the earliest timer later hands the lead to the next one.
+        t.set(Timer::StaleWindow, t0 + Duration::from_secs(5));
+        t.set(Timer::StaleWindow, t0 + Duration::from_secs(20));
         assert_eq!(t.next(), Some((Timer::Expiry, t0 + Duration::from_secs(9))));
         t.stop_all();
         assert_eq!(t.next(), None);

@@ -63,11 +63,6 @@ struct Core {
     /// The session's next deadline after the last input. Parked threads sleep until it at
     /// the latest; if an input moves it earlier, they must hear of it.
     deadline: Option<Instant>,
-    /// True once `settle` has read the deadline, false again when the lock is found
-    /// poisoned (an input panicked before `settle`): only then is `deadline` the session's.
-    settled: bool,
-    /// The latest `now` given to an input: the session's clock is never past it.
-    seen: Option<Instant>,
 }
 
 impl Core {
@@ -91,18 +86,6 @@ impl Core {
             }
         }
         self.deadline = next;
-        self.settled = true;
-    }
-
-    /// `Hub::timeout` if something is due: the session's own contract (`poll_timeout`
-    /// says when to call it), kept here because there is no timer thread. `deadline` is
-    /// `poll_timeout` as of the last input, and the session's clock is at most `seen`.
-    /// Why not call it always: this is every request's path.
-    fn fire_due(&mut self, now: Instant) {
-        let clock = self.seen.map_or(now, |seen| seen.max(now));
-        if !self.settled || self.deadline.is_some_and(|at| at <= clock) {
-            self.hub.timeout(now);
-        }
     }
 }
 
@@ -150,9 +133,6 @@ impl Shared {
             core: Mutex::new(Core {
                 hub: Hub::new(parts.session),
                 deadline: None,
-                // No input yet: read the deadline before trusting it.
-                settled: false,
-                seen: None,
             }),
             effects: Mutex::new(()),
             store: parts.store,
@@ -172,29 +152,18 @@ impl Shared {
     fn lock_core(&self) -> MutexGuard<'_, Core> {
         // Every critical section leaves the hub consistent, so a panic elsewhere (which
         // poisons the lock) must not take the whole agent down with it.
-        self.core.lock().unwrap_or_else(|e| {
-            let mut core = e.into_inner();
-            // The input that panicked may have moved the deadline without `settle`.
-            core.settled = false;
-            core
-        })
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` on the hub under the lock, then carries out what it produced outside the
     /// lock: store, wake-ups and events in order, then callbacks, then any refresh the
     /// session asked for, performed on this thread. Returns what `f` returned.
     pub(crate) fn with_hub<R>(&self, f: impl FnOnce(&mut Hub<Wake>, Instant) -> R) -> R {
-        self.with_core(|core, now| f(&mut core.hub, now))
-    }
-
-    /// [`with_hub`](Self::with_hub), with the whole core at hand.
-    fn with_core<R>(&self, f: impl FnOnce(&mut Core, Instant) -> R) -> R {
         let now = Instant::now();
         let mut core = self.lock_core();
-        core.seen = Some(core.seen.map_or(now, |seen| seen.max(now)));
         // The phase is only for the log line below: not read unless it can be written.
         let before = tracing::enabled!(tracing::Level::DEBUG).then(|| core.hub.session().phase());
-        let result = f(&mut core, now);
+        let result = f(&mut core.hub, now);
         let hub = &mut core.hub;
         if let Some(before) = before {
             let after = hub.session().phase();
@@ -277,12 +246,13 @@ impl Shared {
     pub(crate) fn run(&self, transport: &mut impl Transport) -> Result<Response<Body>, Error> {
         let replayable = transport.replayable();
         let uri = transport.uri();
-        let mut step = self.with_core(|core, now| {
+        let mut step = self.with_hub(|hub, now| {
             // No timer thread: fire what is due (a backoff retry, the stale window, the
-            // expiry) before admitting. Free when nothing is due.
-            core.fire_due(now);
-            let next = core.hub.begin(now, uri);
-            self.park(&mut core.hub, next, now)
+            // expiry) before admitting. Cheap when nothing is due: the session keeps its
+            // earliest timer at hand.
+            hub.timeout(now);
+            let next = hub.begin(now, uri);
+            self.park(hub, next, now)
         });
         loop {
             step = match step {
