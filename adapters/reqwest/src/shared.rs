@@ -170,14 +170,9 @@ impl Shared {
                 return Box::pin(rest).await;
             };
             let response = send(&attempt, request, &mut transport).await?;
-            if !self.trigger.fires(response.status(), response.headers()) {
-                // What the session would answer too, so the lock is not taken.
+            let Some(step) = self.answer(&attempt, &response, template.is_some()) else {
                 return Ok(response);
-            }
-            let step = self.answer(&attempt, &response, template.is_some());
-            if matches!(step, Step::Go(Next::Deliver)) {
-                return Ok(response);
-            }
+            };
             Box::pin(async move {
                 set_aside(response).await;
                 self.resolve(step, None, template, &mut transport).await
@@ -212,13 +207,10 @@ impl Shared {
                             return Err(Error::Disconnected);
                         };
                         let response = send(&attempt, request, transport).await?;
-                        if !self.trigger.fires(response.status(), response.headers()) {
+                        let Some(step) = self.answer(&attempt, &response, template.is_some())
+                        else {
                             return Ok(response);
-                        }
-                        let step = self.answer(&attempt, &response, template.is_some());
-                        if matches!(step, Step::Go(Next::Deliver)) {
-                            return Ok(response);
-                        }
+                        };
                         Box::pin(set_aside(response)).await;
                         step
                     }
@@ -235,9 +227,19 @@ impl Shared {
         }
     }
 
-    /// The session's answer to a response the refresh trigger fired for.
-    fn answer(self: &Arc<Self>, attempt: &Attempt, response: &Response, replayable: bool) -> Step {
-        self.with_hub(|hub, now| {
+    /// What to do after `response`: `None` to hand it to the caller, else the step to take
+    /// instead (it is then set aside).
+    fn answer(
+        self: &Arc<Self>,
+        attempt: &Attempt,
+        response: &Response,
+        replayable: bool,
+    ) -> Option<Step> {
+        if !self.trigger.fires(response.status(), response.headers()) {
+            // The common case, and what the session would answer: no lock.
+            return None;
+        }
+        let step = self.with_hub(|hub, now| {
             let next = hub.respond(
                 now,
                 attempt,
@@ -246,7 +248,8 @@ impl Shared {
                 replayable,
             );
             park(hub, next)
-        })
+        });
+        (!matches!(step, Step::Go(Next::Deliver))).then_some(step)
     }
 
     async fn wait(
