@@ -18,19 +18,23 @@
 //! h.finish().unwrap(); // nothing left waiting
 //! ```
 
-use crate::command::{Admission, Command, Event, RefreshOutcome, Verdict};
+use crate::command::{
+    Admission, Command, Event, RefreshOutcome, StoreCommand, StoreOutcome, StoreReply, Verdict,
+};
 use crate::config::Config;
 use crate::credential::Attempt;
 use crate::error::{Error, RefreshError, RefreshErrorKind};
 use crate::ids::{RefreshId, WaiterId};
 use crate::machine::Session;
 use crate::origin::Origin;
+use crate::record::Entry;
 use crate::state::Phase;
+use crate::store::{MemoryStore, TokenStore};
 use crate::token::{AccessToken, RefreshToken, TokenSet};
 use http::{HeaderMap, StatusCode, Uri};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One step of a schedule. Numbers that pick among outstanding items are taken modulo
 /// the number of items, so every value is meaningful.
@@ -137,7 +141,11 @@ macro_rules! ensure {
 #[derive(Debug)]
 pub struct Harness {
     session: Session,
+    /// The session's store, answered at once.
+    store: MemoryStore,
     now: Instant,
+    /// The wall-clock time of `now`.
+    wall: SystemTime,
     api: Uri,
     foreign: Uri,
     /// Requests on the wire, awaiting a response.
@@ -175,7 +183,9 @@ impl Harness {
     pub fn new(config: Config) -> Self {
         Self {
             session: Session::new(config),
+            store: MemoryStore::new(),
             now: Instant::now(),
+            wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             api: Uri::from_static("https://api.test/items/1"),
             foreign: Uri::from_static("https://elsewhere.test/"),
             in_flight: Vec::new(),
@@ -308,12 +318,12 @@ impl Harness {
                 self.check_waiting()
             }
             Op::Advance { millis } => {
-                self.now += Duration::from_millis(u64::from(millis));
+                self.advance(Duration::from_millis(u64::from(millis)));
                 self.timeout()
             }
             Op::AdvanceToDeadline => {
                 if let Some(at) = self.session.poll_timeout() {
-                    self.now = self.now.max(at);
+                    self.advance(at.saturating_duration_since(self.now));
                 }
                 self.timeout()
             }
@@ -372,6 +382,11 @@ impl Harness {
         )
     }
 
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.wall += by;
+    }
+
     fn begin(&mut self) -> Result<(), Violation> {
         let idle = self.refresh_idle();
         let before = self.refreshes.len();
@@ -398,6 +413,7 @@ impl Harness {
         let idle = self.refresh_idle();
         let before = self.refreshes.len();
         let stale = attempt.generation() < self.session.generation();
+        let replay_current = attempt.is_replay() && !stale && !self.logged_out;
         // A refresh that a stale 401 may start anyway: the session needed one for its own
         // reasons (attempts exhausted, the token past its leeway, the stale window).
         let refresh_due = self.session.phase() == Phase::Expired
@@ -411,7 +427,7 @@ impl Harness {
         }
         let verdict = self
             .session
-            .handle_response(self.now, &attempt, status, &headers);
+            .handle_response(self.now, &attempt, status, &headers, true);
         if status != StatusCode::UNAUTHORIZED {
             ensure!(
                 matches!(verdict, Verdict::Done),
@@ -420,10 +436,15 @@ impl Harness {
             );
         }
         if attempt.is_replay() && status == StatusCode::UNAUTHORIZED {
+            // Rule 3: a replay refused with the current token fails; one refused with an
+            // older token is tried again with the newer one, never failed Unauthorized.
+            let unauthorized = matches!(verdict, Verdict::Fail(Error::Unauthorized));
             ensure!(
-                matches!(verdict, Verdict::Fail(Error::Unauthorized)),
+                unauthorized == replay_current,
                 "replay-once",
-                "a replay that got 401 was given {verdict:?}"
+                "a replay ({:?}, session at {:?}) that got 401 was given {verdict:?}",
+                attempt.generation(),
+                self.session.generation()
             );
         }
         match verdict {
@@ -483,7 +504,7 @@ impl Harness {
             if rotated.is_some() {
                 self.expected_refresh = rotated;
             }
-            let persists: Vec<usize> = positions(&commands, |c| matches!(c, Command::Persist(_)));
+            let persists: Vec<usize> = positions(&commands, |c| written_tokens(c).is_some());
             let first_resume = commands
                 .iter()
                 .position(|c| matches!(c, Command::Resume { .. }));
@@ -492,8 +513,7 @@ impl Harness {
                 "persist-before-resume",
                 "a successful refresh must persist once before resuming: {commands:?}"
             );
-            if let Some(Command::Persist(stored)) = commands.get(persists[0]) {
-                let kept = stored.refresh_token().map(|r| r.secret().to_owned());
+            if let Some(kept) = commands.get(persists[0]).and_then(written_tokens) {
                 ensure!(
                     kept == self.expected_refresh,
                     "rotation",
@@ -558,8 +578,18 @@ impl Harness {
         Ok(())
     }
 
+    /// Every command the session has, answering store operations at once (so the
+    /// commands their answers produce follow in order).
     fn drain_commands(&mut self) -> Vec<Command> {
-        std::iter::from_fn(|| self.session.poll_command()).collect()
+        let mut all = Vec::new();
+        while let Some(c) = self.session.poll_command() {
+            if let Command::Store { id, op } = &c {
+                let outcome = answer(&self.store, op, self.now, self.wall);
+                self.session.handle_store(self.now, self.wall, *id, outcome);
+            }
+            all.push(c);
+        }
+        all
     }
 
     fn drain(&mut self) -> Result<(), Violation> {
@@ -600,9 +630,11 @@ impl Harness {
                     );
                     self.failed += 1;
                 }
-                Command::Event(Event::LoggedOut { .. }) => self.logged_out = true,
-                Command::Forget => self.expected_refresh = None,
-                Command::Persist(_) | Command::Event(_) => {}
+                Command::Event(Event::LoggedOut { .. }) => {
+                    self.logged_out = true;
+                    self.expected_refresh = None;
+                }
+                _ => {}
             }
         }
         ensure!(
@@ -636,6 +668,40 @@ impl Harness {
             );
         }
         Ok(())
+    }
+}
+
+/// Carries out a store command on `store` at once, as a driver does (`now` and `wall` are
+/// the same moment on both clocks).
+pub fn answer(
+    store: &dyn TokenStore,
+    op: &StoreCommand,
+    now: Instant,
+    wall: SystemTime,
+) -> StoreOutcome {
+    match op {
+        StoreCommand::Lease { lineage, ttl } => store.lease(*lineage, *ttl).map(StoreReply::Lease),
+        StoreCommand::Read => store.read().map(StoreReply::Read),
+        StoreCommand::Write { expect, record } => store
+            .compare_and_swap(*expect, &(**record).clone().saved(now, wall))
+            .map(StoreReply::Swap),
+        StoreCommand::Release { lineage, lease } => store
+            .release(*lineage, *lease)
+            .map(|()| StoreReply::Released),
+    }
+}
+
+/// The refresh token a command writes to the store, if it writes tokens.
+fn written_tokens(c: &Command) -> Option<Option<String>> {
+    match c {
+        Command::Store {
+            op: StoreCommand::Write { record, .. },
+            ..
+        } => match &record.entry {
+            Entry::Tokens(t) => Some(t.refresh_token().map(|r| r.secret().to_owned())),
+            Entry::LoggedOut(_) => None,
+        },
+        _ => None,
     }
 }
 

@@ -3,10 +3,12 @@
 
 use crate::credential::Attempt;
 use crate::error::{Error, LogoutReason, RefreshError};
-use crate::ids::{Generation, RefreshId, WaiterId};
+use crate::ids::{Generation, RefreshId, StoreOpId, WaiterId};
+use crate::record::{Expect, Lease, LeaseId, Lineage, Record, Swap};
+use crate::store::StoreError;
 use crate::token::{RefreshToken, StoredTokens, TokenSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The synchronous answer to [`Session::begin_request`](crate::Session::begin_request).
 #[derive(Debug, Clone)]
@@ -63,6 +65,11 @@ pub enum Command {
         id: RefreshId,
         /// The refresh token to present.
         refresh_token: Option<RefreshToken>,
+        /// Report by then at the latest: abort the call and report a transient
+        /// [`Timeout`](crate::RefreshErrorKind::Timeout) failure if no answer came. Until
+        /// the outcome is reported the refresh is *in doubt*: the session starts no other
+        /// refresh, and a late success is installed.
+        deadline: Instant,
     },
     /// Waiter `waiter` may go: send (or replay) the request with `attempt`.
     Resume {
@@ -78,14 +85,66 @@ pub enum Command {
         /// Why.
         error: Error,
     },
-    /// Save these tokens (they replace whatever the store holds). Emitted before any
-    /// waiter resumes with them.
-    Persist(Box<StoredTokens>),
-    /// Delete the stored tokens: the session is logged out.
-    Forget,
+    /// Carry out store operation `op` on the session's store and report the outcome with
+    /// [`Session::handle_store`](crate::Session::handle_store) and the same `id`. At most
+    /// one is outstanding at a time.
+    Store {
+        /// The id to report the outcome with.
+        id: StoreOpId,
+        /// What to do.
+        op: StoreCommand,
+    },
     /// Tell the application something happened.
     Event(Event),
 }
+
+/// One store operation the session asks for. Each maps to one [`TokenStore`](crate::TokenStore)
+/// method; [`StoreReply`] is what it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreCommand {
+    /// [`TokenStore::lease`](crate::TokenStore::lease): answer [`StoreReply::Lease`].
+    Lease {
+        /// Whose refresh lease.
+        lineage: Lineage,
+        /// How long it may be held.
+        ttl: Duration,
+    },
+    /// [`TokenStore::read`](crate::TokenStore::read): answer [`StoreReply::Read`].
+    Read,
+    /// [`TokenStore::compare_and_swap`](crate::TokenStore::compare_and_swap), with the
+    /// record converted by [`Record::saved`]: answer [`StoreReply::Swap`].
+    Write {
+        /// What the store must hold for the write to happen.
+        expect: Expect,
+        /// The record to write.
+        record: Box<Record<StoredTokens>>,
+    },
+    /// [`TokenStore::release`](crate::TokenStore::release): answer [`StoreReply::Released`].
+    Release {
+        /// Whose lease.
+        lineage: Lineage,
+        /// Which lease.
+        lease: LeaseId,
+    },
+}
+
+/// What a store operation answered, for [`Session::handle_store`](crate::Session::handle_store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreReply {
+    /// The answer to [`StoreCommand::Lease`].
+    Lease(Lease),
+    /// The answer to [`StoreCommand::Read`].
+    Read(Option<Record>),
+    /// The answer to [`StoreCommand::Write`].
+    Swap(Swap),
+    /// The answer to [`StoreCommand::Release`].
+    Released,
+}
+
+/// The outcome of a store operation: its reply, or why the store failed.
+pub type StoreOutcome = Result<StoreReply, StoreError>;
 
 /// Something an application may want to show or log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,12 +171,30 @@ pub enum Event {
         /// Why.
         reason: LogoutReason,
     },
+    /// Another process (or machine) sharing the store refreshed: the session took its
+    /// tokens, without a refresh of its own.
+    Adopted {
+        /// The new token generation.
+        generation: Generation,
+    },
+    /// The refresh in flight has not answered within the refresh timeout. It is still in
+    /// doubt: no other refresh starts until it answers or its deadline passes.
+    RefreshOverdue {
+        /// The refresh.
+        id: RefreshId,
+    },
+    /// The store failed. The session goes on with the tokens in memory; refreshes are
+    /// single-flight within this process only until the store answers again.
+    StoreFailed {
+        /// What went wrong (never holds token text).
+        error: StoreError,
+    },
 }
 
 impl Event {
     /// True for events worth a warning in logs: a failed refresh or a logout.
     pub fn is_problem(&self) -> bool {
-        !matches!(self, Event::Refreshed { .. })
+        !matches!(self, Event::Refreshed { .. } | Event::Adopted { .. })
     }
 }
 
@@ -141,6 +218,17 @@ impl std::fmt::Display for Event {
                 write!(f, "refresh failed (attempt {attempt}, {next}): {error}")
             }
             Event::LoggedOut { reason } => write!(f, "session logged out: {reason}"),
+            Event::Adopted { generation } => write!(
+                f,
+                "took the tokens another process refreshed (generation {generation})"
+            ),
+            Event::RefreshOverdue { id } => write!(
+                f,
+                "refresh {id} has not answered within the refresh timeout; still waiting for it"
+            ),
+            Event::StoreFailed { error } => {
+                write!(f, "{error}; going on with the tokens in memory")
+            }
         }
     }
 }

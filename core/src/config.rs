@@ -30,8 +30,23 @@ pub struct Config {
     /// Before the leeway, a background refresh starts this early while requests keep using
     /// the current token. Default 60 s: one refresh round trip fits many times over.
     pub refresh_window: Duration,
-    /// A refresh that has not answered by then counts as a transient failure. Default 30 s.
+    /// A refresh that has not answered by then is reported overdue
+    /// ([`Event::RefreshOverdue`](crate::Event::RefreshOverdue)). It stays in doubt: with
+    /// refresh-token rotation the server may have rotated already, so presenting the same
+    /// refresh token again could revoke the session. Default 30 s.
     pub refresh_timeout: Duration,
+    /// The hard cap of one refresh: the driver aborts the call this long after it started
+    /// and reports a transient timeout (the deadline is in
+    /// [`Command::StartRefresh`](crate::Command::StartRefresh)). The store's refresh lease
+    /// lives a little longer, so no other process presents the same refresh token while
+    /// this one may still be answered. Default 120 s.
+    pub refresh_deadline: Duration,
+    /// If true, the session refreshes on its timers even when no request is flowing, so a
+    /// token is always warm. Default false: an idle session does not rotate tokens (a
+    /// server's refresh-token idle timeout then works as meant); the next request
+    /// refreshes. "Flowing" means a request began within the last
+    /// [`refresh_window`](Self::refresh_window).
+    pub keep_warm: bool,
     /// A queued request fails with [`Error::Timeout`](crate::Error::Timeout) after this
     /// long. Default 60 s: long enough to ride out a few backoffs, short enough that no
     /// caller waits forever.
@@ -59,6 +74,8 @@ impl Config {
             leeway: Duration::from_secs(10),
             refresh_window: Duration::from_secs(60),
             refresh_timeout: Duration::from_secs(30),
+            refresh_deadline: Duration::from_secs(120),
+            keep_warm: false,
             waiter_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),
             on_exhausted: OnExhausted::KeepSession,
@@ -71,6 +88,12 @@ impl Config {
 
 /// Exponential backoff with full jitter: the n-th retry waits a uniformly random time in
 /// `[0, min(cap, base * 2^n))`, but never less than the server's `Retry-After`.
+///
+/// The same schedule holds back refreshing when fresh tokens keep being refused (an API
+/// that rejects every token): once n ≥ 2 refreshed tokens in a row were refused within
+/// `cap` of their arrival, the next refresh waits at least half of
+/// `min(cap, base * 2^(n-2))` after the last one arrived, and requests meanwhile fail
+/// [`Unauthorized`](crate::Error::Unauthorized) at once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Backoff {

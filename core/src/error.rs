@@ -1,5 +1,6 @@
 //! Typed errors. None of them ever holds token text.
 
+use crate::record::Tombstone;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +15,11 @@ pub enum Error {
     /// The session is logged out; nothing is sent with a token until the next login.
     #[error("logged out: {0}")]
     LoggedOut(LogoutReason),
-    /// The request was replayed with a freshly refreshed token and the server still
-    /// answered 401. It is not replayed again, to avoid a loop.
-    #[error("unauthorized: the server rejected the request even with a freshly refreshed token")]
+    /// The server refused the current token, and refreshing cannot help now: the request
+    /// was already replayed with it, or fresh tokens keep being refused and refreshing is
+    /// held back (see [`Config::backoff`](crate::Config::backoff)). Not retried, to avoid a
+    /// loop.
+    #[error("unauthorized: the server rejected the request with the current token")]
     Unauthorized,
     /// The request waited longer than the waiter deadline for a refresh.
     #[error("timed out waiting for the token refresh")]
@@ -58,6 +61,28 @@ pub enum LogoutReason {
     /// Transient failures exhausted the attempts and the configuration says to log out.
     #[error("refresh attempts were exhausted: {0}")]
     AttemptsExhausted(Arc<RefreshError>),
+    /// The store says this login was logged out (by another process, or before this one
+    /// started).
+    #[error("logged out in the shared store: {0}")]
+    Elsewhere(Tombstone),
+    /// The store holds another login (another user, or a new login): this session's tokens
+    /// are not adopted and the other login's record is left alone. Log in again, or start
+    /// a new client to use the other login.
+    #[error("the store holds another login; this session is no longer the store's")]
+    Superseded,
+}
+
+impl LogoutReason {
+    /// The tombstone a store keeps for this logout; `None` if the store already says so.
+    pub fn tombstone(&self) -> Option<Tombstone> {
+        match self {
+            LogoutReason::Requested => Some(Tombstone::Requested),
+            LogoutReason::RefreshRejected(_) => Some(Tombstone::RefreshRejected),
+            LogoutReason::NoRefreshToken => Some(Tombstone::NoRefreshToken),
+            LogoutReason::AttemptsExhausted(_) => Some(Tombstone::AttemptsExhausted),
+            LogoutReason::Elsewhere(_) | LogoutReason::Superseded => None,
+        }
+    }
 }
 
 /// What went wrong talking to the token endpoint (or any refresh source).

@@ -13,6 +13,10 @@ pub struct WaiterId(pub(crate) u64);
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RefreshId(pub(crate) u64);
 
+/// Names one store operation. The outcome must be reported with the same id.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoreOpId(pub(crate) u64);
+
 /// The generation of the access token a credential belongs to. It grows with every login
 /// and every successful refresh, which is how a stale 401 (sent with an older token) is
 /// told apart from a fresh one.
@@ -43,3 +47,4 @@ macro_rules! show_id {
 show_id!(WaiterId, "w");
 show_id!(RefreshId, "r");
 show_id!(Generation, "g");
+show_id!(StoreOpId, "s");

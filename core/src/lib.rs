@@ -169,11 +169,11 @@
 #![warn(missing_docs)]
 
 pub mod challenge;
+#[cfg(feature = "testing")]
 pub mod check;
 mod command;
 mod config;
 mod credential;
-pub mod driver;
 mod error;
 mod ids;
 mod jitter;
@@ -182,6 +182,7 @@ mod machine;
 pub mod oauth2;
 mod origin;
 pub mod protocol;
+mod record;
 mod redact;
 mod retry_after;
 mod state;
@@ -190,15 +191,20 @@ mod timer;
 mod token;
 mod waiters;
 
-pub use command::{Admission, Command, Event, RefreshOutcome, Verdict};
+pub use command::{
+    Admission, Command, Event, RefreshOutcome, StoreCommand, StoreOutcome, StoreReply, Verdict,
+};
 pub use config::{Backoff, Config, OnExhausted, RefreshTrigger, TriggerFn};
 pub use credential::{Attempt, Credential};
 pub use error::{Error, LogoutReason, RefreshError, RefreshErrorKind};
-pub use ids::{Generation, RefreshId, WaiterId};
+pub use ids::{Generation, RefreshId, StoreOpId, WaiterId};
 pub use machine::Session;
 pub use origin::{Origin, OriginError, Target};
 pub use protocol::RefreshProtocol;
+pub use record::{Entry, Expect, Lease, LeaseId, Lineage, Record, Swap, Tombstone};
 pub use retry_after::parse_retry_after;
 pub use state::{Phase, Snapshot};
-pub use store::{MemoryStore, RefreshLock, SavedTokens, StoreError, StoreErrorKind, TokenStore};
-pub use token::{AccessToken, InvalidToken, RefreshToken, StoredTokens, TokenSet, MAX_LIFETIME};
+pub use store::{MemoryStore, StoreError, StoreErrorKind, TokenStore};
+pub use token::{
+    AccessToken, InvalidToken, RefreshToken, SavedTokens, StoredTokens, TokenSet, MAX_LIFETIME,
+};

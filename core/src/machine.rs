@@ -8,24 +8,36 @@
 //!   deadline passed);
 //! - `poll_*` hand out the work that follows.
 
-use crate::command::{Admission, Command, Event, RefreshOutcome, Verdict};
+use crate::command::{
+    Admission, Command, Event, RefreshOutcome, StoreCommand, StoreOutcome, StoreReply, Verdict,
+};
 use crate::config::Config;
 use crate::credential::{Attempt, Credential};
-use crate::error::{Error, LogoutReason, RefreshError, RefreshErrorKind};
-use crate::ids::{Generation, RefreshId, WaiterId};
+use crate::error::{Error, LogoutReason, RefreshError};
+use crate::ids::{Generation, RefreshId, StoreOpId, WaiterId};
 use crate::jitter::Jitter;
 use crate::origin::Target;
-use crate::state::{Background, Phase, Snapshot, State, Tokens};
+use crate::record::{Entry, Expect, Lease, LeaseId, Lineage, Record, Swap, Tombstone};
+use crate::state::{Background, Phase, Snapshot, State, Step, Tokens};
+use crate::store::StoreError;
 use crate::timer::{Timer, TimerTable};
-use crate::token::TokenSet;
+use crate::token::{StoredTokens, TokenSet};
 use crate::waiters::{cancel_in, Slot, Waiters};
 use http::{HeaderMap, StatusCode};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Used when `now + d` does not fit in an `Instant`: far enough to never fire.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The refresh lease outlives the refresh deadline by this much, so that no other process
+/// presents the same refresh token while this one's call may still be answered.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Upper bound of the jittered wait before looking at the store again while another
+/// holder refreshes.
+const LEASE_POLL: Duration = Duration::from_millis(200);
 
 fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
@@ -61,8 +73,46 @@ enum Admit {
     Reject(Error),
 }
 
+/// A store operation the session wants. Turned into a [`StoreCommand`] only when the
+/// store is free, so that a write expects the version the previous write produced.
+#[derive(Debug)]
+enum Op {
+    /// The refresh lease, for the episode.
+    Lease,
+    /// The record, for the episode: under the lease, or as a poll while another holds it.
+    Read { leased: bool },
+    /// The episode's refreshed tokens, made current once written.
+    Save(Box<Tokens>),
+    /// A login's tokens, replacing whatever the store holds.
+    Login(Lineage, Box<StoredTokens>),
+    /// A logout of `lineage`, which no older writer may undo.
+    Tombstone {
+        reason: Tombstone,
+        lineage: Lineage,
+        version: Option<u64>,
+    },
+    /// Gives a lease back.
+    Release(Lineage, LeaseId),
+}
+
+/// One wanted store operation and the refresh episode it belongs to.
+#[derive(Debug)]
+struct Wanted {
+    op: Op,
+    episode: u64,
+}
+
+/// The operation the store is carrying out, and the record version a write of it makes.
+#[derive(Debug)]
+struct Issued {
+    id: StoreOpId,
+    wanted: Wanted,
+    writes: Option<(Lineage, u64)>,
+}
+
 /// A token session: the sans-IO state machine that keeps one set of tokens fresh for any
-/// number of concurrent requests. See the [crate docs](crate) for the drive loop.
+/// number of concurrent requests, and keeps the store's session record in step with
+/// other processes. See the [crate docs](crate#the-callers-duties) for the drive loop.
 #[derive(Debug)]
 pub struct Session {
     config: Config,
@@ -71,14 +121,34 @@ pub struct Session {
     generation: u64,
     next_waiter: u64,
     next_refresh: u64,
+    next_store_op: u64,
     /// Consecutive transient failures in the current refresh episode.
     attempts: u32,
     waiters: Waiters,
     timers: TimerTable,
     pending: VecDeque<Pending>,
     jitter: Jitter,
+    /// Lineages and the hold-back jitter, apart from the backoff's so that each schedule
+    /// depends on its own inputs only.
+    rng: Jitter,
     /// The latest `now` seen. Time that goes backwards is treated as this.
     now: Option<Instant>,
+    /// When the last request began: timers refresh only while requests flow.
+    last_request: Option<Instant>,
+    /// The login the tokens belong to and the store record version they match.
+    lineage: Option<Lineage>,
+    version: Option<u64>,
+    /// Counts refresh episodes; a store answer for an older one only cleans up.
+    episode: u64,
+    /// The refresh lease this session holds.
+    lease: Option<(Lineage, LeaseId)>,
+    issued: Option<Issued>,
+    wanted: VecDeque<Wanted>,
+    /// Fresh tokens refused in a row, the last generation counted, and until when
+    /// refreshing is held back because of them.
+    refused: u32,
+    refused_generation: u64,
+    hold_until: Option<Instant>,
 }
 
 impl Session {
@@ -86,17 +156,29 @@ impl Session {
     pub fn new(config: Config) -> Self {
         Self {
             jitter: Jitter::new(config.seed),
+            rng: Jitter::new(config.seed ^ 0xA5A5_5A5A_C3C3_3C3C),
             config,
             state: State::Empty,
             tokens: None,
             generation: 0,
             next_waiter: 0,
             next_refresh: 0,
+            next_store_op: 0,
             attempts: 0,
             waiters: Waiters::default(),
             timers: TimerTable::default(),
             pending: VecDeque::new(),
             now: None,
+            last_request: None,
+            lineage: None,
+            version: None,
+            episode: 0,
+            lease: None,
+            issued: None,
+            wanted: VecDeque::new(),
+            refused: 0,
+            refused_generation: 0,
+            hold_until: None,
         }
     }
 
@@ -149,36 +231,56 @@ impl Session {
             scope: t.and_then(|t| t.scope.clone()),
             waiting: self.waiting(),
             failed_attempts: self.attempts,
+            lineage: self.lineage,
+            version: self.version,
         }
     }
 
     // ---- mutators: the application's wishes ------------------------------------------
 
-    /// Installs a new token set (after a login, or loaded from a store) and resumes any
-    /// queued requests with it. An in-flight refresh is abandoned: its outcome will be
-    /// ignored. Emits [`Command::Persist`].
+    /// Installs a new token set after a login: a new lineage, which replaces whatever the
+    /// store holds. Queued requests resume with it; an in-flight refresh is abandoned (its
+    /// outcome will be ignored).
     pub fn login(&mut self, now: Instant, tokens: TokenSet) {
         let now = self.clock(now);
-        self.timers.stop_all();
-        self.attempts = 0;
-        self.install(now, tokens, false);
-        self.state = State::Valid {
-            background: Background::Idle,
-        };
-        self.arm_token_timers();
-        self.push(Command::Persist(Box::new(self.current().stored())));
-        if self.current().hard_at.is_some_and(|at| at <= now) {
-            // Already expired (e.g. loaded from a store after a long pause): refresh
-            // first, and let the queued requests wait for it.
-            self.need_token(now);
-        } else {
-            self.resume_all();
+        self.abandon_episode();
+        self.release_lease();
+        let lineage = Lineage::from_u128(
+            u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()),
+        );
+        self.lineage = Some(lineage);
+        self.version = None;
+        let tokens = self.make_tokens(now, tokens, false);
+        self.want(Op::Login(lineage, Box::new(tokens.stored())));
+        self.install(tokens);
+        self.settle_in(now);
+    }
+
+    /// Takes up the session the store holds, as read at start-up, without writing it back:
+    /// tokens are used (refreshed first if expired), a tombstone means logged out,
+    /// nothing means [`Phase::Empty`]. `wall` is the wall-clock time of `now`, to turn the
+    /// record's absolute expiry into a lifetime. Call it before anything else.
+    pub fn restore(&mut self, now: Instant, wall: SystemTime, record: Option<Record>) {
+        let now = self.clock(now);
+        let Some(record) = record else { return };
+        self.abandon_episode();
+        self.release_lease();
+        self.lineage = Some(record.lineage);
+        self.version = Some(record.version);
+        match record.entry {
+            Entry::Tokens(saved) => {
+                let tokens = self.make_tokens(now, saved.to_token_set(wall), false);
+                self.install(tokens);
+                self.settle_in(now);
+            }
+            Entry::LoggedOut(t) => self.log_out(LogoutReason::Elsewhere(t)),
         }
     }
 
-    /// Logs out: fails every queued request, forgets the tokens (emits
-    /// [`Command::Forget`]) and emits [`Event::LoggedOut`]. Nothing is sent with a token
-    /// until the next [`login`](Self::login). Logging out twice does nothing more.
+    /// Logs out: fails every queued request, writes a tombstone to the store (so every
+    /// process sharing it is logged out, and no older session can bring the tokens back)
+    /// and emits [`Event::LoggedOut`]. Nothing is sent with a token until the next
+    /// [`login`](Self::login). Logging out twice does nothing more.
     pub fn logout(&mut self, now: Instant) {
         self.clock(now);
         if !matches!(self.state, State::LoggedOut { .. }) {
@@ -194,6 +296,7 @@ impl Session {
         if !self.is_allowed(uri) {
             return Admission::Anonymous;
         }
+        self.last_request = Some(now);
         match self.admit(now, false) {
             Admit::Send(a) => Admission::Send(a),
             Admit::Wait(w) => Admission::Wait(w),
@@ -219,30 +322,38 @@ impl Session {
     // ---- handle_*: what the outside world did ----------------------------------------
 
     /// A request sent with `attempt` got a response. Decides whether the caller gets the
-    /// response, replays it, waits for a refresh, or fails.
+    /// response, replays it, waits for a refresh, or fails. A request that cannot be sent
+    /// again (`replayable` false, e.g. a streamed body) is never replayed: the session
+    /// still learns of the 401 and refreshes for the next call, and the caller gets
+    /// [`Verdict::Done`].
     pub fn handle_response(
         &mut self,
         now: Instant,
         attempt: &Attempt,
         status: StatusCode,
         headers: &HeaderMap,
+        replayable: bool,
     ) -> Verdict {
         if !self.config.trigger.fires(status, headers) {
             return Verdict::Done;
         }
         let now = self.clock(now);
-        if attempt.is_replay() {
-            // Rule 3: one replay per request. A fresh token that is refused again would
-            // only loop.
-            return Verdict::Fail(Error::Unauthorized);
-        }
-        if attempt.generation().0 == self.generation {
-            // The current token is bad: start (or join) a refresh.
+        if attempt.generation().0 == self.generation && self.tokens.is_some() {
+            self.note_refused(now);
+            // Rule 3: the current token was refused on a replay, or fresh tokens keep
+            // being refused. Refreshing again now would only loop.
+            if attempt.is_replay() || self.hold_until.is_some_and(|h| now < h) {
+                return Verdict::Fail(Error::Unauthorized);
+            }
             if matches!(self.state, State::Valid { .. } | State::Expired) {
                 self.need_token(now);
             }
         }
-        // A stale 401 (an older token) simply tries again with whatever is current.
+        if !replayable {
+            return Verdict::Done;
+        }
+        // An older token (a stale 401, first try or replay) simply tries again with
+        // whatever is current: every such try carries a newer generation, so it ends.
         match self.admit(now, true) {
             Admit::Send(a) => Verdict::Replay(a),
             Admit::Wait(w) => Verdict::Wait(w),
@@ -250,8 +361,9 @@ impl Session {
         }
     }
 
-    /// Refresh `id` finished. Outcomes for a refresh that is no longer awaited (it timed
-    /// out, another one replaced it, the session logged in or out meanwhile) are ignored.
+    /// Refresh `id` finished. A late answer for the refresh still in doubt is taken (its
+    /// rotated refresh token is the only live one); outcomes for a refresh that is no
+    /// longer awaited (the session logged in or out meanwhile) are ignored.
     pub fn handle_refresh(&mut self, now: Instant, id: RefreshId, outcome: RefreshOutcome) {
         let now = self.clock(now);
         if self.state.refresh_in_flight() != Some(id) {
@@ -259,9 +371,62 @@ impl Session {
         }
         self.timers.stop(Timer::RefreshTimeout);
         match outcome {
-            RefreshOutcome::Success(tokens) => self.refreshed(now, tokens),
-            RefreshOutcome::Failed(error) => self.refresh_failed(now, error),
+            RefreshOutcome::Success(set) => {
+                let tokens = self.make_tokens(now, set, true);
+                self.want(Op::Save(Box::new(tokens)));
+                self.set_step(Step::Save);
+            }
+            RefreshOutcome::Failed(error) => {
+                self.refresh_failed(now, error);
+                self.release_lease();
+            }
         }
+    }
+
+    /// Store operation `id` finished with `outcome`. `wall` is the wall-clock time of
+    /// `now`, to turn a record's absolute expiry into a lifetime. Unknown ids are ignored.
+    pub fn handle_store(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        id: StoreOpId,
+        outcome: StoreOutcome,
+    ) {
+        if self.issued.as_ref().is_none_or(|i| i.id != id) {
+            return;
+        }
+        let now = self.clock(now);
+        let Some(Issued { wanted, writes, .. }) = self.issued.take() else {
+            return;
+        };
+        let current = wanted.episode == self.episode;
+        match (wanted.op, outcome) {
+            (op, Err(error)) => self.store_failed(now, op, current, error),
+            (Op::Lease, Ok(StoreReply::Lease(lease))) => self.leased(now, lease, current),
+            (Op::Read { leased }, Ok(StoreReply::Read(record))) => {
+                if current && self.state.step() == Some(Step::Read { leased }) {
+                    self.read(now, wall, record, leased);
+                }
+            }
+            (Op::Save(tokens), Ok(StoreReply::Swap(swap))) => {
+                self.saved(now, wall, *tokens, swap, writes, current);
+            }
+            (Op::Login(..), Ok(StoreReply::Swap(swap))) => self.wrote(&swap, writes),
+            (
+                Op::Tombstone {
+                    reason, lineage, ..
+                },
+                Ok(StoreReply::Swap(swap)),
+            ) => {
+                self.tombstoned(reason, lineage, swap, writes);
+            }
+            (Op::Release(..), Ok(StoreReply::Released)) => {}
+            (op, Ok(_)) => {
+                let error = StoreError::new("the store answered a different operation");
+                self.store_failed(now, op, current, error);
+            }
+        }
+        self.issue();
     }
 
     /// Time passed. Fires every deadline at or before `now`; early or repeated calls do
@@ -335,7 +500,7 @@ impl Session {
         }
     }
 
-    // ---- transitions ----------------------------------------------------------------
+    // ---- transitions: requests ----------------------------------------------------------
 
     /// Time never goes backwards inside the machine.
     fn clock(&mut self, now: Instant) -> Instant {
@@ -353,6 +518,15 @@ impl Session {
     fn can_refresh(&self) -> bool {
         !self.config.requires_refresh_token
             || self.tokens.as_ref().is_some_and(|t| t.refresh.is_some())
+    }
+
+    /// True if requests are flowing (or the session keeps its token warm): only then do
+    /// timers start refreshes.
+    fn flowing(&self, now: Instant) -> bool {
+        self.config.keep_warm
+            || self
+                .last_request
+                .is_some_and(|t| now.saturating_duration_since(t) <= self.config.refresh_window)
     }
 
     /// The common answer for a request that wants a credential now.
@@ -383,14 +557,44 @@ impl Session {
         }
     }
 
+    /// A 401 for the current token. Refreshed tokens refused in a row (each within the
+    /// backoff cap of its arrival) hold refreshing back on the backoff schedule, from the
+    /// second on; any other refusal starts the count again.
+    fn note_refused(&mut self, now: Instant) {
+        if self.refused_generation == self.generation {
+            return;
+        }
+        self.refused_generation = self.generation;
+        let b = &self.config.backoff;
+        let Some(got_at) = self
+            .current()
+            .refreshed_at
+            .filter(|&at| now.saturating_duration_since(at) < b.cap)
+        else {
+            self.refused = 0;
+            self.hold_until = None;
+            return;
+        };
+        self.refused = self.refused.saturating_add(1);
+        // One refused refresh is refreshed again at once (a token not yet known
+        // everywhere); from the second in a row on, refreshing waits.
+        if self.refused < 2 {
+            return;
+        }
+        let doublings = (self.refused - 2).min(31);
+        let bound = b.base.saturating_mul(1 << doublings).min(b.cap);
+        let hold = bound / 2 + self.rng.up_to(bound / 2);
+        self.hold_until = Some(later(got_at, hold));
+    }
+
     /// The current token may no longer be sent: move to a phase that gets a new one.
     fn need_token(&mut self, now: Instant) {
         self.timers.stop(Timer::StaleWindow);
         self.timers.stop(Timer::Expiry);
         self.state = match self.state {
             State::Valid {
-                background: Background::InFlight(id),
-            } => State::Refreshing { id },
+                background: Background::Running(step),
+            } => State::Refreshing { step },
             State::Valid {
                 background: Background::Backoff,
             } => State::Backoff,
@@ -401,7 +605,7 @@ impl Session {
                 }
                 self.attempts = 0;
                 State::Refreshing {
-                    id: self.start_refresh(now),
+                    step: self.begin_episode(now),
                 }
             }
             ref other => other.clone(),
@@ -411,23 +615,11 @@ impl Session {
     fn start_background(&mut self, now: Instant) {
         if self.can_refresh() {
             self.attempts = 0;
-            let id = self.start_refresh(now);
+            let step = self.begin_episode(now);
             self.state = State::Valid {
-                background: Background::InFlight(id),
+                background: Background::Running(step),
             };
         }
-    }
-
-    fn start_refresh(&mut self, now: Instant) -> RefreshId {
-        self.next_refresh += 1;
-        let id = RefreshId(self.next_refresh);
-        self.timers.set(
-            Timer::RefreshTimeout,
-            later(now, self.config.refresh_timeout),
-        );
-        let refresh_token = self.tokens.as_ref().and_then(|t| t.refresh.clone());
-        self.push(Command::StartRefresh { id, refresh_token });
-        id
     }
 
     fn enqueue(&mut self, now: Instant, replay: bool) -> WaiterId {
@@ -437,23 +629,273 @@ impl Session {
         WaiterId(self.next_waiter)
     }
 
-    fn refreshed(&mut self, now: Instant, tokens: TokenSet) {
+    // ---- transitions: the refresh episode -------------------------------------------
+
+    /// Starts a refresh episode: lease, re-read, call, save. Returns its first step.
+    fn begin_episode(&mut self, _now: Instant) -> Step {
+        self.episode += 1;
+        if self.lineage.is_none() {
+            // A grant without a user (client credentials) starts its lineage here; a
+            // record already in the store is taken up when read.
+            self.lineage = Some(Lineage::from_u128(
+                u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()),
+            ));
+        }
+        self.want(Op::Lease);
+        Step::Lease
+    }
+
+    /// Abandons the episode under way: its store answers only clean up, its refresh
+    /// outcome is ignored. The caller gives the lease back after its own writes.
+    fn abandon_episode(&mut self) {
+        self.episode += 1;
+        self.timers.stop_all();
         self.attempts = 0;
-        self.install(now, tokens, true);
-        self.state = State::Valid {
-            background: Background::Idle,
+    }
+
+    fn set_step(&mut self, step: Step) {
+        match &mut self.state {
+            State::Refreshing { step: s }
+            | State::Valid {
+                background: Background::Running(s),
+            } => *s = step,
+            _ => {}
+        }
+    }
+
+    fn call(&mut self, now: Instant) -> Step {
+        self.next_refresh += 1;
+        let id = RefreshId(self.next_refresh);
+        self.timers.set(
+            Timer::RefreshTimeout,
+            later(now, self.config.refresh_timeout),
+        );
+        let refresh_token = self.tokens.as_ref().and_then(|t| t.refresh.clone());
+        self.push(Command::StartRefresh {
+            id,
+            refresh_token,
+            deadline: later(now, self.config.refresh_deadline),
+        });
+        Step::Call(id)
+    }
+
+    fn leased(&mut self, now: Instant, lease: Lease, current: bool) {
+        let lineage = self.lineage.expect("an episode has a lineage");
+        match lease {
+            Lease::Granted(id) if current && self.state.step() == Some(Step::Lease) => {
+                self.lease = Some((lineage, id));
+                self.want(Op::Read { leased: true });
+                self.set_step(Step::Read { leased: true });
+            }
+            Lease::Granted(id) => self.want(Op::Release(lineage, id)),
+            Lease::Busy if current && self.state.step() == Some(Step::Lease) => {
+                self.set_step(Step::LeaseBusy);
+                let wait = self.rng.up_to(LEASE_POLL).max(LEASE_POLL / 10);
+                self.timers.set(Timer::LeaseRetry, later(now, wait));
+            }
+            Lease::Busy => {}
+        }
+    }
+
+    /// The record as the episode re-read it: adopt what another process refreshed, stop
+    /// at a tombstone or another login, or go on.
+    fn read(&mut self, now: Instant, wall: SystemTime, record: Option<Record>, leased: bool) {
+        let Some(record) = record else {
+            return self.go_on(now, leased);
         };
-        self.timers.stop(Timer::Backoff);
-        self.arm_token_timers();
-        let t = self.current();
-        let (persist, expires_at) = (t.stored(), t.expires_at);
-        // Rule 9: persist before anyone uses the new tokens.
-        self.push(Command::Persist(Box::new(persist)));
+        if Some(record.lineage) != self.lineage {
+            if self.config.requires_refresh_token || record.tokens().is_none() {
+                self.release_lease();
+                return self.log_out(LogoutReason::Superseded);
+            }
+            // No user behind the grant: whoever acquired first, every process shares it.
+            self.lineage = Some(record.lineage);
+            self.version = None;
+        }
+        match record.entry {
+            Entry::LoggedOut(t) => {
+                self.version = Some(record.version);
+                self.release_lease();
+                self.log_out(LogoutReason::Elsewhere(t));
+            }
+            Entry::Tokens(_) if Some(record.version) == self.version => self.go_on(now, leased),
+            Entry::Tokens(_) => {
+                if self.adopt(now, wall, record) {
+                    self.go_on(now, leased);
+                }
+            }
+        }
+    }
+
+    /// Takes the tokens of a newer record of this lineage. True if they cannot be used
+    /// (expired too): the episode goes on, presenting their refresh token.
+    fn adopt(&mut self, now: Instant, wall: SystemTime, record: Record) -> bool {
+        let Entry::Tokens(saved) = record.entry else {
+            return true;
+        };
+        self.version = Some(record.version);
+        let tokens = self.make_tokens(now, saved.to_token_set(wall), false);
+        let usable = tokens.hard_at.is_none_or(|at| at > now);
+        self.install(tokens);
+        if !usable {
+            return true;
+        }
+        self.release_lease();
+        self.end_episode();
+        self.push(Command::Event(Event::Adopted {
+            generation: self.generation(),
+        }));
+        self.resume_all();
+        false
+    }
+
+    /// Nothing newer in the store: call the token endpoint under the lease, or ask for
+    /// the lease after a poll.
+    fn go_on(&mut self, now: Instant, leased: bool) {
+        if leased {
+            let step = self.call(now);
+            self.set_step(step);
+        } else {
+            self.want(Op::Lease);
+            self.set_step(Step::Lease);
+        }
+    }
+
+    fn saved(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        tokens: Tokens,
+        swap: Swap,
+        writes: Option<(Lineage, u64)>,
+        current: bool,
+    ) {
+        let in_step = current && self.state.step() == Some(Step::Save);
+        match swap {
+            Swap::Written => {
+                self.wrote(&Swap::Written, writes);
+                if in_step {
+                    self.release_lease();
+                    self.refreshed(tokens);
+                }
+            }
+            Swap::Conflict(_) if !in_step => {}
+            Swap::Conflict(None) => {
+                // The record was deleted meanwhile: write ours afresh.
+                self.version = None;
+                self.want(Op::Save(Box::new(tokens)));
+            }
+            Swap::Conflict(Some(record)) => {
+                // Never overwrite what another writer made newer: its tokens win.
+                self.release_lease();
+                if Some(record.lineage) != self.lineage {
+                    return self.log_out(LogoutReason::Superseded);
+                }
+                match record.entry {
+                    Entry::LoggedOut(t) => {
+                        self.version = Some(record.version);
+                        self.log_out(LogoutReason::Elsewhere(t));
+                    }
+                    Entry::Tokens(_) => {
+                        if self.adopt(now, wall, record) {
+                            // Theirs expired too: a fresh episode presents their token.
+                            let step = self.begin_episode(now);
+                            self.set_step(step);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A write of this lineage landed (or not): track the version it made.
+    fn wrote(&mut self, swap: &Swap, writes: Option<(Lineage, u64)>) {
+        if let (Swap::Written, Some((lineage, version))) = (swap, writes) {
+            if self.lineage == Some(lineage) {
+                self.version = Some(version);
+            }
+        }
+    }
+
+    fn tombstoned(
+        &mut self,
+        reason: Tombstone,
+        lineage: Lineage,
+        swap: Swap,
+        writes: Option<(Lineage, u64)>,
+    ) {
+        let retry = |version| Op::Tombstone {
+            reason,
+            lineage,
+            version,
+        };
+        match swap {
+            Swap::Written => self.wrote(&swap, writes),
+            Swap::Conflict(None) => self.want(retry(None)),
+            Swap::Conflict(Some(record)) if record.lineage == lineage => {
+                if self.lineage == Some(lineage) {
+                    self.version = Some(record.version);
+                }
+                // A logout sticks: it is written over anything newer of its lineage.
+                if record.tokens().is_some() {
+                    self.want(retry(Some(record.version)));
+                }
+            }
+            // Another login owns the store now: leave it alone.
+            Swap::Conflict(Some(_)) => {}
+        }
+    }
+
+    fn store_failed(&mut self, now: Instant, op: Op, current: bool, error: StoreError) {
+        self.push(Command::Event(Event::StoreFailed { error }));
+        if !current {
+            return;
+        }
+        let step = self.state.step();
+        match op {
+            // Without the store, single-flight holds within this process only.
+            Op::Lease if step == Some(Step::Lease) => {
+                let step = self.call(now);
+                self.set_step(step);
+            }
+            Op::Read { leased: true } if step == Some(Step::Read { leased: true }) => {
+                let step = self.call(now);
+                self.set_step(step);
+            }
+            Op::Read { leased: false } if step == Some(Step::Read { leased: false }) => {
+                self.want(Op::Lease);
+                self.set_step(Step::Lease);
+            }
+            // Nothing is lost: the tokens live on in memory.
+            Op::Save(tokens) if step == Some(Step::Save) => {
+                self.release_lease();
+                self.refreshed(*tokens);
+            }
+            _ => {}
+        }
+    }
+
+    fn refreshed(&mut self, tokens: Tokens) {
+        self.install(tokens);
+        self.end_episode();
+        let expires_at = self.current().expires_at;
         self.push(Command::Event(Event::Refreshed {
             generation: self.generation(),
             expires_at,
         }));
         self.resume_all();
+    }
+
+    /// The episode ended with good tokens installed.
+    fn end_episode(&mut self) {
+        self.attempts = 0;
+        self.state = State::Valid {
+            background: Background::Idle,
+        };
+        self.timers.stop(Timer::Backoff);
+        self.timers.stop(Timer::LeaseRetry);
+        self.timers.stop(Timer::RefreshTimeout);
+        self.arm_token_timers();
     }
 
     fn refresh_failed(&mut self, now: Instant, error: RefreshError) {
@@ -513,14 +955,18 @@ impl Session {
 
     fn fire(&mut self, now: Instant, timer: Timer) {
         match (timer, &self.state) {
-            (Timer::RefreshTimeout, _) => self.refresh_failed(
-                now,
-                RefreshError::transient(RefreshErrorKind::Timeout)
-                    .with_detail("no answer within the refresh timeout"),
-            ),
+            (Timer::RefreshTimeout, _) => {
+                if let Some(id) = self.state.refresh_in_flight() {
+                    self.push(Command::Event(Event::RefreshOverdue { id }));
+                }
+            }
+            (Timer::LeaseRetry, _) if self.state.step() == Some(Step::LeaseBusy) => {
+                self.want(Op::Read { leased: false });
+                self.set_step(Step::Read { leased: false });
+            }
             (Timer::Backoff, State::Backoff) => {
                 self.state = State::Refreshing {
-                    id: self.start_refresh(now),
+                    step: self.begin_episode(now),
                 };
             }
             (
@@ -529,9 +975,9 @@ impl Session {
                     background: Background::Backoff,
                 },
             ) => {
-                let id = self.start_refresh(now);
+                let step = self.begin_episode(now);
                 self.state = State::Valid {
-                    background: Background::InFlight(id),
+                    background: Background::Running(step),
                 };
             }
             (
@@ -539,8 +985,8 @@ impl Session {
                 State::Valid {
                     background: Background::Idle,
                 },
-            ) => self.start_background(now),
-            (Timer::Expiry, State::Valid { .. }) => self.need_token(now),
+            ) if self.flowing(now) => self.start_background(now),
+            (Timer::Expiry, State::Valid { .. }) if self.flowing(now) => self.need_token(now),
             _ => {}
         }
     }
@@ -558,30 +1004,34 @@ impl Session {
     }
 
     fn log_out(&mut self, reason: LogoutReason) {
+        self.abandon_episode();
         self.tokens = None;
-        self.timers.stop_all();
-        self.attempts = 0;
         self.state = State::LoggedOut {
             reason: reason.clone(),
         };
-        self.push(Command::Forget);
+        if let (Some(t), Some(lineage)) = (reason.tombstone(), self.lineage) {
+            self.want(Op::Tombstone {
+                reason: t,
+                lineage,
+                version: self.version,
+            });
+        }
+        // After the tombstone: it is written while the lease still holds.
+        self.release_lease();
         let slots = self.waiters.take_all();
         self.fail_slots(slots, Error::LoggedOut(reason.clone()));
         self.push(Command::Event(Event::LoggedOut { reason }));
     }
 
-    /// Makes `tokens` current under a new generation. A set without a refresh token keeps
-    /// the old one (rule 9).
-    fn install(&mut self, now: Instant, tokens: TokenSet, from_refresh: bool) {
+    // ---- tokens -------------------------------------------------------------------------
+
+    /// The instants of a token set received at `now`. A refreshed set without a refresh
+    /// token or scope keeps the current one (rule 9). Its credential is made by `install`.
+    fn make_tokens(&self, now: Instant, tokens: TokenSet, from_refresh: bool) -> Tokens {
         let (access, refresh, expires_in, scope) = tokens.into_parts();
-        let old = self.tokens.take();
-        let refresh = if from_refresh {
-            refresh.or_else(|| old.as_ref().and_then(|t| t.refresh.clone()))
-        } else {
-            refresh
-        };
-        let scope = scope.or_else(|| old.and_then(|t| t.scope).filter(|_| from_refresh));
-        self.generation += 1;
+        let old = self.tokens.as_ref().filter(|_| from_refresh);
+        let refresh = refresh.or_else(|| old.and_then(|t| t.refresh.clone()));
+        let scope = scope.or_else(|| old.and_then(|t| t.scope.clone()));
         let (mut stale_at, mut hard_at) = (None, None);
         let expires_at = expires_in.map(|life| {
             // Never refresh before half the lifetime has passed, or a short-lived token
@@ -598,15 +1048,37 @@ impl Session {
             // the expiry would start the next refresh at once, and the next, forever.
             (stale_at, hard_at) = (None, None);
         }
-        self.tokens = Some(Tokens {
-            credential: Credential::new(&access, Generation(self.generation)),
+        Tokens {
+            credential: Credential::new(&access, Generation(0)),
             access,
             refresh,
             scope,
             expires_at,
             stale_at,
             hard_at,
-        });
+            refreshed_at: from_refresh.then_some(now),
+        }
+    }
+
+    /// Makes `tokens` current under a new generation.
+    fn install(&mut self, mut tokens: Tokens) {
+        self.generation += 1;
+        tokens.credential = Credential::new(&tokens.access, Generation(self.generation));
+        self.tokens = Some(tokens);
+    }
+
+    /// After a login or restore: valid, refreshing first if already expired (e.g. loaded
+    /// from a store after a long pause), queued requests resumed otherwise.
+    fn settle_in(&mut self, now: Instant) {
+        self.state = State::Valid {
+            background: Background::Idle,
+        };
+        self.arm_token_timers();
+        if self.current().hard_at.is_some_and(|at| at <= now) {
+            self.need_token(now);
+        } else {
+            self.resume_all();
+        }
     }
 
     fn arm_token_timers(&mut self) {
@@ -641,6 +1113,111 @@ impl Session {
 
     fn push(&mut self, command: Command) {
         self.pending.push_back(Pending::One(command));
+    }
+
+    // ---- the store queue ------------------------------------------------------------------
+
+    fn release_lease(&mut self) {
+        if let Some((lineage, id)) = self.lease.take() {
+            self.want(Op::Release(lineage, id));
+        }
+    }
+
+    fn want(&mut self, op: Op) {
+        self.wanted.push_back(Wanted {
+            op,
+            episode: self.episode,
+        });
+        self.issue();
+    }
+
+    /// Hands the next wanted operation to the store, if it is free.
+    fn issue(&mut self) {
+        while self.issued.is_none() {
+            let Some(wanted) = self.wanted.pop_front() else {
+                return;
+            };
+            let episodic = matches!(wanted.op, Op::Lease | Op::Read { .. } | Op::Save(_));
+            if episodic && wanted.episode != self.episode {
+                continue;
+            }
+            let Some((op, writes)) = self.command_for(&wanted.op) else {
+                continue;
+            };
+            self.next_store_op += 1;
+            let id = StoreOpId(self.next_store_op);
+            self.issued = Some(Issued { id, wanted, writes });
+            self.push(Command::Store { id, op });
+        }
+    }
+
+    /// The command for a wanted operation, with what the store knows now; `None` if there
+    /// is nothing to do any more.
+    fn command_for(&self, op: &Op) -> Option<(StoreCommand, Option<(Lineage, u64)>)> {
+        let expect = |lineage: Lineage, version: Option<u64>| match version {
+            Some(v) => Expect::Version(lineage, v),
+            None => Expect::Absent,
+        };
+        let next = |version: Option<u64>| version.map_or(1, |v| v.saturating_add(1));
+        let write = |expect, lineage, version, entry| {
+            let record = Box::new(Record {
+                lineage,
+                version,
+                entry,
+            });
+            Some((
+                StoreCommand::Write { expect, record },
+                Some((lineage, version)),
+            ))
+        };
+        match op {
+            Op::Lease => Some((
+                StoreCommand::Lease {
+                    lineage: self.lineage?,
+                    ttl: self.config.refresh_deadline.saturating_add(LEASE_MARGIN),
+                },
+                None,
+            )),
+            Op::Read { .. } => Some((StoreCommand::Read, None)),
+            Op::Save(tokens) => {
+                let lineage = self.lineage?;
+                write(
+                    expect(lineage, self.version),
+                    lineage,
+                    next(self.version),
+                    Entry::Tokens(tokens.stored()),
+                )
+            }
+            Op::Login(lineage, tokens) => {
+                write(Expect::Any, *lineage, 1, Entry::Tokens((**tokens).clone()))
+            }
+            Op::Tombstone {
+                reason,
+                lineage,
+                version,
+            } => {
+                // The latest version known for the lineage: a write queued before this
+                // one may have moved it.
+                let version = if self.lineage == Some(*lineage) {
+                    self.version
+                } else {
+                    *version
+                };
+                write(
+                    expect(*lineage, version),
+                    *lineage,
+                    next(version),
+                    Entry::LoggedOut(*reason),
+                )
+            }
+            Op::Release(lineage, lease) => Some((
+                StoreCommand::Release {
+                    lineage: *lineage,
+                    lease: *lease,
+                },
+                None,
+            )),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::credential::Credential;
 use crate::error::LogoutReason;
 use crate::ids::{Generation, RefreshId};
+use crate::record::Lineage;
 use crate::token::{AccessToken, RefreshToken, StoredTokens};
 use std::time::Instant;
 
@@ -31,11 +32,27 @@ pub enum Phase {
     LoggedOut,
 }
 
+/// Where a refresh episode is: leasing, re-reading the store, calling the token endpoint,
+/// saving. The same steps run in the foreground (requests wait) and in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Waiting for the store's answer to a lease request.
+    Lease,
+    /// Another holder has the lease; the `LeaseRetry` timer re-reads and asks again.
+    LeaseBusy,
+    /// Re-reading the record, `leased` or as a poll while another holder refreshes.
+    Read { leased: bool },
+    /// The refresh call is in flight (in doubt once overdue).
+    Call(RefreshId),
+    /// Writing the refreshed tokens; they are installed once the write is answered.
+    Save,
+}
+
 /// A background refresh's progress while the token is still good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Background {
     Idle,
-    InFlight(RefreshId),
+    Running(Step),
     /// A background try failed; the `Backoff` timer holds the next one.
     Backoff,
     /// Background tries are exhausted; the token is used until it expires.
@@ -49,7 +66,7 @@ pub(crate) enum State {
         background: Background,
     },
     Refreshing {
-        id: RefreshId,
+        step: Step,
     },
     /// The `Backoff` timer holds the next try.
     Backoff,
@@ -64,7 +81,7 @@ impl State {
         match self {
             State::Empty => Phase::Empty,
             State::Valid {
-                background: Background::InFlight(_),
+                background: Background::Running(_),
             } => Phase::ValidRefreshing,
             State::Valid { .. } => Phase::Valid,
             State::Refreshing { .. } => Phase::Refreshing,
@@ -74,12 +91,20 @@ impl State {
         }
     }
 
-    pub(crate) fn refresh_in_flight(&self) -> Option<RefreshId> {
+    /// The step of the refresh episode under way, if any.
+    pub(crate) fn step(&self) -> Option<Step> {
         match *self {
             State::Valid {
-                background: Background::InFlight(id),
+                background: Background::Running(step),
             }
-            | State::Refreshing { id } => Some(id),
+            | State::Refreshing { step } => Some(step),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn refresh_in_flight(&self) -> Option<RefreshId> {
+        match self.step() {
+            Some(Step::Call(id)) => Some(id),
             _ => None,
         }
     }
@@ -97,6 +122,10 @@ pub(crate) struct Tokens {
     pub(crate) stale_at: Option<Instant>,
     /// From here on the token is not sent; requests wait for a refresh.
     pub(crate) hard_at: Option<Instant>,
+    /// When this session's own refresh got these tokens: a 401 soon after means fresh
+    /// tokens are refused. `None` for a login's or a restored or adopted set, whose first
+    /// refusal always refreshes.
+    pub(crate) refreshed_at: Option<Instant>,
 }
 
 impl Tokens {
@@ -128,4 +157,8 @@ pub struct Snapshot {
     pub waiting: usize,
     /// Consecutive transient refresh failures in the current episode.
     pub failed_attempts: u32,
+    /// The login the tokens belong to, once known.
+    pub lineage: Option<Lineage>,
+    /// The version of the store's record the tokens came from or went to, once known.
+    pub version: Option<u64>,
 }

@@ -1,78 +1,17 @@
-//! Where tokens live between runs: the store interface both adapters use, and an
-//! in-memory store. The file store (real I/O) lives in the `reauth` facade crate.
+//! Where the session record lives between runs and between processes: the primitives a
+//! store backend implements, and an in-memory store. The file store (real I/O) lives in the
+//! `reauth` facade crate.
+//!
+//! A backend implements only primitives: read the record, compare-and-swap it at a
+//! version, take and release the refresh lease. Every decision (when to lease, what to
+//! adopt, what to write) is the session's: it asks for each operation with a
+//! [`StoreCommand`](crate::StoreCommand) and takes the outcome back with
+//! [`Session::handle_store`](crate::Session::handle_store).
 
-use crate::token::{AccessToken, RefreshToken, StoredTokens, TokenSet};
+use crate::record::{Expect, Lease, LeaseId, Lineage, Record, Swap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
-
-/// Tokens as a store keeps them: the expiry is wall-clock time, so it survives restarts.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SavedTokens {
-    /// The access token.
-    pub access_token: AccessToken,
-    /// The refresh token, if any.
-    pub refresh_token: Option<RefreshToken>,
-    /// When the access token expires, if known.
-    pub expires_at: Option<SystemTime>,
-    /// The granted scope, if known.
-    pub scope: Option<String>,
-}
-
-impl SavedTokens {
-    /// Converts the session's tokens; `now` and `wall` are the same moment on both clocks.
-    pub fn from_stored(stored: &StoredTokens, now: Instant, wall: SystemTime) -> Self {
-        Self {
-            access_token: stored.access_token().clone(),
-            refresh_token: stored.refresh_token().cloned(),
-            expires_at: stored.expires_at().map(|at| {
-                let left = at.saturating_duration_since(now);
-                wall.checked_add(left).unwrap_or(wall)
-            }),
-            scope: stored.scope().map(str::to_owned),
-        }
-    }
-
-    /// Converts a token set received at wall time `wall`: the lifetime becomes an
-    /// absolute expiry.
-    pub fn from_token_set(set: &TokenSet, wall: SystemTime) -> Self {
-        Self {
-            access_token: set.access_token().clone(),
-            refresh_token: set.refresh_token().cloned(),
-            expires_at: set
-                .expires_in()
-                .map(|life| wall.checked_add(life).unwrap_or(wall)),
-            scope: set.scope().map(str::to_owned),
-        }
-    }
-
-    /// The token set to log in with at wall time `wall`: the remaining lifetime, zero if
-    /// the token expired meanwhile (the session then refreshes before using it).
-    pub fn to_token_set(&self, wall: SystemTime) -> TokenSet {
-        let mut set = TokenSet::new(self.access_token.clone());
-        if let Some(r) = &self.refresh_token {
-            set = set.with_refresh_token(r.clone());
-        }
-        if let Some(at) = self.expires_at {
-            set = set.with_expires_in(at.duration_since(wall).unwrap_or(Duration::ZERO));
-        }
-        if let Some(s) = &self.scope {
-            set = set.with_scope(s.clone());
-        }
-        set
-    }
-}
-
-impl fmt::Debug for SavedTokens {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SavedTokens")
-            .field("access_token", &self.access_token)
-            .field("refresh_token", &self.refresh_token)
-            .field("expires_at", &self.expires_at)
-            .field("scope", &self.scope)
-            .finish()
-    }
-}
+use std::time::Duration;
 
 /// What kind of failure a [`StoreError`] is, so callers can act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,10 +19,13 @@ impl fmt::Debug for SavedTokens {
 pub enum StoreErrorKind {
     /// Reading or writing failed (permissions, disk full, a missing folder, …).
     Io,
-    /// The stored data is unreadable: corrupt, truncated, altered, or written by a newer
-    /// version. The session starts logged out; the store keeps the bad data aside.
+    /// The stored data is unreadable: corrupt, truncated or altered. The session starts
+    /// logged out; the store keeps the bad data aside.
     Corrupt,
-    /// Another process held the refresh lock past the deadline.
+    /// The record was written by a newer build in a format this one does not know. It is
+    /// read-only for this build: never moved aside or overwritten.
+    NewerFormat,
+    /// Another process held the store's short write lock past the deadline.
     LockTimeout,
     /// Anything else.
     Other,
@@ -159,61 +101,61 @@ impl PartialEq for StoreError {
 
 impl Eq for StoreError {}
 
-/// Proof that this process holds a store's cross-process refresh lock, from
-/// [`TokenStore::lock_refresh`]. Dropping it releases the lock.
-pub trait RefreshLock: Send {}
-
-/// Keeps tokens between runs. Calls are short and synchronous; adapters make them outside
-/// the session lock, in the order the session asked.
-///
-/// A store that several processes share (a token file) also implements
-/// [`lock_refresh`](Self::lock_refresh), so that only one of them refreshes at a time and
-/// the others adopt its tokens: see [`driver::begin_refresh`](crate::driver::begin_refresh).
+/// Keeps the session record. Calls are short; whether they block is the backend's
+/// business (adapters run them off the request path, one at a time per session, in the
+/// order the session asked).
 pub trait TokenStore: Send + Sync {
-    /// The saved tokens, if any.
-    fn load(&self) -> Result<Option<SavedTokens>, StoreError>;
-    /// Replaces the saved tokens.
-    fn save(&self, tokens: &SavedTokens) -> Result<(), StoreError>;
-    /// Deletes the saved tokens.
-    fn clear(&self) -> Result<(), StoreError>;
+    /// The record, if any.
+    fn read(&self) -> Result<Option<Record>, StoreError>;
 
-    /// Takes the lock that serialises refreshes across every process sharing this store,
-    /// waiting at most `wait` (then [`StoreErrorKind::LockTimeout`]). While it is held,
-    /// [`load`](Self::load), [`save`](Self::save) and [`clear`](Self::clear) must keep
-    /// working from the same process.
-    ///
-    /// `Ok(None)`, the default, means the store is not shared between processes (memory,
-    /// or a store with its own coordination): refreshes are then single-flight within the
-    /// process only, and the driver skips the re-read protocol.
-    fn lock_refresh(&self, wait: Duration) -> Result<Option<Box<dyn RefreshLock>>, StoreError> {
-        let _ = wait;
-        Ok(None)
-    }
+    /// Writes `record` if the store's current record satisfies `expect`; otherwise leaves
+    /// the store as it is and returns what it holds. Must be atomic against every other
+    /// writer of the same store (other processes and machines included).
+    fn compare_and_swap(&self, expect: Expect, record: &Record) -> Result<Swap, StoreError>;
+
+    /// Takes the refresh lease of `lineage` for at most `ttl`, unless someone else holds it.
+    /// A lease whose time to live has passed is free again; the record's version, checked
+    /// by every compare-and-swap, keeps a holder that overran it from overwriting newer
+    /// tokens.
+    fn lease(&self, lineage: Lineage, ttl: Duration) -> Result<Lease, StoreError>;
+
+    /// Gives the lease back early. Releasing a lease that expired or was taken over does
+    /// nothing.
+    fn release(&self, lineage: Lineage, lease: LeaseId) -> Result<(), StoreError>;
 }
 
 /// A shared store is a store: keep an `Arc` to inspect it while a client uses it.
-impl<T: TokenStore + ?Sized> TokenStore for std::sync::Arc<T> {
-    fn load(&self) -> Result<Option<SavedTokens>, StoreError> {
-        (**self).load()
+impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
+    fn read(&self) -> Result<Option<Record>, StoreError> {
+        (**self).read()
     }
 
-    fn save(&self, tokens: &SavedTokens) -> Result<(), StoreError> {
-        (**self).save(tokens)
+    fn compare_and_swap(&self, expect: Expect, record: &Record) -> Result<Swap, StoreError> {
+        (**self).compare_and_swap(expect, record)
     }
 
-    fn clear(&self) -> Result<(), StoreError> {
-        (**self).clear()
+    fn lease(&self, lineage: Lineage, ttl: Duration) -> Result<Lease, StoreError> {
+        (**self).lease(lineage, ttl)
     }
 
-    fn lock_refresh(&self, wait: Duration) -> Result<Option<Box<dyn RefreshLock>>, StoreError> {
-        (**self).lock_refresh(wait)
+    fn release(&self, lineage: Lineage, lease: LeaseId) -> Result<(), StoreError> {
+        (**self).release(lineage, lease)
     }
 }
 
-/// Keeps tokens in memory only: the default.
+/// Keeps the record in memory only: the default. Sessions of one process may share one
+/// (through an `Arc`). Its lease has no clock: it is held until released, which every
+/// adapter does when the refresh ends.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    tokens: Mutex<Option<SavedTokens>>,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    record: Option<Record>,
+    lease: Option<LeaseId>,
+    leases: u128,
 }
 
 impl MemoryStore {
@@ -222,24 +164,42 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<SavedTokens>> {
-        // A panic elsewhere cannot leave an Option half-written: recover the value.
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        // Every critical section assigns whole values: recover the slot after a panic.
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl TokenStore for MemoryStore {
-    fn load(&self) -> Result<Option<SavedTokens>, StoreError> {
-        Ok(self.slot().clone())
+    fn read(&self) -> Result<Option<Record>, StoreError> {
+        Ok(self.slot().record.clone())
     }
 
-    fn save(&self, tokens: &SavedTokens) -> Result<(), StoreError> {
-        *self.slot() = Some(tokens.clone());
-        Ok(())
+    fn compare_and_swap(&self, expect: Expect, record: &Record) -> Result<Swap, StoreError> {
+        let mut slot = self.slot();
+        if !expect.admits(slot.record.as_ref()) {
+            return Ok(Swap::Conflict(slot.record.clone()));
+        }
+        slot.record = Some(record.clone());
+        Ok(Swap::Written)
     }
 
-    fn clear(&self) -> Result<(), StoreError> {
-        *self.slot() = None;
+    fn lease(&self, _: Lineage, _: Duration) -> Result<Lease, StoreError> {
+        let mut slot = self.slot();
+        if slot.lease.is_some() {
+            return Ok(Lease::Busy);
+        }
+        slot.leases += 1;
+        let id = LeaseId(slot.leases);
+        slot.lease = Some(id);
+        Ok(Lease::Granted(id))
+    }
+
+    fn release(&self, _: Lineage, lease: LeaseId) -> Result<(), StoreError> {
+        let mut slot = self.slot();
+        if slot.lease == Some(lease) {
+            slot.lease = None;
+        }
         Ok(())
     }
 }
@@ -247,28 +207,60 @@ impl TokenStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Entry;
+    use crate::token::{AccessToken, SavedTokens};
 
     #[test]
-    fn round_trips_through_wall_time() {
-        let (now, wall) = (Instant::now(), SystemTime::now());
-        let stored = StoredTokens {
-            access_token: AccessToken::new("a").unwrap(),
-            refresh_token: Some(RefreshToken::new("r").unwrap()),
-            expires_at: Some(now + Duration::from_secs(100)),
-            scope: Some("read".into()),
-        };
-        let saved = SavedTokens::from_stored(&stored, now, wall);
-        assert_eq!(saved.expires_at, Some(wall + Duration::from_secs(100)));
+    fn memory_store_swaps_at_the_expected_version_and_leases_once() {
         let store = MemoryStore::new();
-        store.save(&saved).unwrap();
-        let back = store.load().unwrap().unwrap();
-        let set = back.to_token_set(wall + Duration::from_secs(40));
-        assert_eq!(set.expires_in(), Some(Duration::from_secs(60)));
-        assert_eq!(set.scope(), Some("read"));
-        let expired = back.to_token_set(wall + Duration::from_secs(400));
-        assert_eq!(expired.expires_in(), Some(Duration::ZERO));
-        assert!(!format!("{back:?}").contains("\"a\""));
-        store.clear().unwrap();
-        assert_eq!(store.load().unwrap(), None);
+        let lineage = Lineage::from_u128(7);
+        let record = |version| Record {
+            lineage,
+            version,
+            entry: Entry::Tokens(SavedTokens {
+                access_token: AccessToken::new("a").unwrap(),
+                refresh_token: None,
+                expires_at: None,
+                scope: None,
+            }),
+        };
+        assert_eq!(store.read().unwrap(), None);
+        assert_eq!(
+            store
+                .compare_and_swap(Expect::Version(lineage, 1), &record(2))
+                .unwrap(),
+            Swap::Conflict(None)
+        );
+        assert_eq!(
+            store.compare_and_swap(Expect::Absent, &record(1)).unwrap(),
+            Swap::Written
+        );
+        assert_eq!(
+            store.compare_and_swap(Expect::Absent, &record(2)).unwrap(),
+            Swap::Conflict(Some(record(1)))
+        );
+        assert_eq!(
+            store
+                .compare_and_swap(Expect::Version(lineage, 1), &record(2))
+                .unwrap(),
+            Swap::Written
+        );
+        let Lease::Granted(first) = store.lease(lineage, Duration::from_secs(1)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            store.lease(lineage, Duration::from_secs(1)).unwrap(),
+            Lease::Busy
+        );
+        store.release(lineage, LeaseId(first.0 + 1)).unwrap();
+        assert_eq!(
+            store.lease(lineage, Duration::from_secs(1)).unwrap(),
+            Lease::Busy
+        );
+        store.release(lineage, first).unwrap();
+        assert!(matches!(
+            store.lease(lineage, Duration::from_secs(1)).unwrap(),
+            Lease::Granted(_)
+        ));
     }
 }

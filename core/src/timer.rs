@@ -5,8 +5,10 @@ use std::time::Instant;
 /// Every deadline the session can have, besides the waiters' own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Timer {
-    /// The refresh in flight counts as failed.
+    /// The refresh in flight is overdue (still in doubt: nothing else starts).
     RefreshTimeout,
+    /// Another holder has the refresh lease: look at the store again.
+    LeaseRetry,
     /// The next refresh try after a transient failure.
     Backoff,
     /// The token enters its stale window: start a background refresh.
@@ -15,8 +17,9 @@ pub(crate) enum Timer {
     Expiry,
 }
 
-const ALL: [Timer; 4] = [
+const ALL: [Timer; 5] = [
     Timer::RefreshTimeout,
+    Timer::LeaseRetry,
     Timer::Backoff,
     Timer::StaleWindow,
     Timer::Expiry,
@@ -24,7 +27,7 @@ const ALL: [Timer; 4] = [
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable {
-    at: [Option<Instant>; 4],
+    at: [Option<Instant>; 5],
     /// The earliest of `at`, kept up to date by every change. Why: drivers ask for the
     /// next deadline (and fire what is due) on every request, and timers change rarely.
     earliest: Option<(Timer, Instant)>,
@@ -46,7 +49,7 @@ impl TimerTable {
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.at = [None; 4];
+        self.at = [None; 5];
         self.earliest = None;
     }
 

@@ -1,7 +1,7 @@
 //! Tokens and token sets. The secret text is never printed by `Debug` or `Display`.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The longest lifetime the core believes a token response about (ten years). Larger
 /// `expires_in` values are capped to this, so `Instant` arithmetic never overflows.
@@ -212,6 +212,74 @@ impl StoredTokens {
 impl fmt::Debug for StoredTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredTokens")
+            .field("access_token", &self.access_token)
+            .field("refresh_token", &self.refresh_token)
+            .field("expires_at", &self.expires_at)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Tokens as a store keeps them: the expiry is wall-clock time, so it survives restarts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SavedTokens {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// The refresh token, if any.
+    pub refresh_token: Option<RefreshToken>,
+    /// When the access token expires, if known.
+    pub expires_at: Option<SystemTime>,
+    /// The granted scope, if known.
+    pub scope: Option<String>,
+}
+
+impl SavedTokens {
+    /// Converts the session's tokens; `now` and `wall` are the same moment on both clocks.
+    pub fn from_stored(stored: &StoredTokens, now: Instant, wall: SystemTime) -> Self {
+        Self {
+            access_token: stored.access_token().clone(),
+            refresh_token: stored.refresh_token().cloned(),
+            expires_at: stored.expires_at().map(|at| {
+                let left = at.saturating_duration_since(now);
+                wall.checked_add(left).unwrap_or(wall)
+            }),
+            scope: stored.scope().map(str::to_owned),
+        }
+    }
+
+    /// Converts a token set received at wall time `wall`: the lifetime becomes an
+    /// absolute expiry.
+    pub fn from_token_set(set: &TokenSet, wall: SystemTime) -> Self {
+        Self {
+            access_token: set.access_token().clone(),
+            refresh_token: set.refresh_token().cloned(),
+            expires_at: set
+                .expires_in()
+                .map(|life| wall.checked_add(life).unwrap_or(wall)),
+            scope: set.scope().map(str::to_owned),
+        }
+    }
+
+    /// The token set to log in with at wall time `wall`: the remaining lifetime, zero if
+    /// the token expired meanwhile (the session then refreshes before using it).
+    pub fn to_token_set(&self, wall: SystemTime) -> TokenSet {
+        let mut set = TokenSet::new(self.access_token.clone());
+        if let Some(r) = &self.refresh_token {
+            set = set.with_refresh_token(r.clone());
+        }
+        if let Some(at) = self.expires_at {
+            set = set.with_expires_in(at.duration_since(wall).unwrap_or(Duration::ZERO));
+        }
+        if let Some(s) = &self.scope {
+            set = set.with_scope(s.clone());
+        }
+        set
+    }
+}
+
+impl fmt::Debug for SavedTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedTokens")
             .field("access_token", &self.access_token)
             .field("refresh_token", &self.refresh_token)
             .field("expires_at", &self.expires_at)

@@ -3,7 +3,10 @@
 
 mod support;
 
-use reauth_core::{Admission, Command, Config, Error, OnExhausted, Phase, Verdict};
+use reauth_core::{
+    Admission, Command, Config, Error, OnExhausted, Phase, RefreshError, RefreshErrorKind,
+    RefreshOutcome, Verdict,
+};
 use support::*;
 
 #[test]
@@ -86,7 +89,7 @@ fn rule3_a_replay_that_gets_401_fails_unauthorized_instead_of_looping() {
     sim.s
         .handle_refresh(sim.now, r1, ok("access-2", None, Some(3600)));
     let replay = loop {
-        match sim.s.poll_command() {
+        match sim.poll() {
             Some(Command::Resume { waiter, attempt }) if waiter == w => break attempt,
             Some(_) => {}
             None => panic!("waiter not resumed"),
@@ -126,10 +129,12 @@ fn rule4_every_waiter_is_resolved_exactly_once_on_logout() {
     let w2 = sim.wait();
     sim.drain();
     sim.s.logout(sim.now);
+    // The tombstone is written (under the refresh lease it still held), so every process
+    // sharing the store sees the logout and none can bring the tokens back.
     assert_eq!(
         sim.drain(),
         vec![
-            "forget".to_string(),
+            "tombstone v2: requested".to_string(),
             format!("fail {w1}: logged out: logout was requested"),
             format!("fail {w2}: logged out: logout was requested"),
             "event logged-out: logout was requested".to_string(),
@@ -153,14 +158,11 @@ fn rule4_every_waiter_is_resolved_exactly_once_on_timeout_and_cancellation() {
     let w3 = sim.wait();
     sim.s.cancel(w2);
     sim.s.cancel(w2); // twice is harmless
-                      // The refresh times out at 30 s (transient); w1's deadline is 60 s, w3's 70 s.
+                      // The refresh is overdue at 30 s but still in doubt: no other refresh starts, the
+                      // waiters keep their own deadlines (w1 at 60 s, w3 at 70 s).
     let out = sim.at(secs(30));
-    assert_eq!(out.len(), 1);
-    assert!(
-        out[0].starts_with("event refresh-failed #1 retry at"),
-        "{out:?}"
-    );
-    assert_eq!(sim.s.phase(), Phase::Backoff);
+    assert_eq!(out, vec![format!("event overdue {r1}")]);
+    assert_eq!(sim.s.phase(), Phase::Refreshing);
     let mut out = Vec::new();
     while sim.s.poll_timeout().is_some_and(|t| t <= sim.t0 + secs(60)) {
         let at = sim.s.poll_timeout().unwrap() - sim.t0;
@@ -176,10 +178,10 @@ fn rule4_every_waiter_is_resolved_exactly_once_on_timeout_and_cancellation() {
         "fail {w3}: timed out waiting for the token refresh"
     )));
     assert_eq!(sim.s.waiting(), 0);
-    // The late answer to the timed-out first refresh is ignored.
+    // The late answer to the overdue refresh is taken: its rotated token is the live one.
     assert_eq!(
-        sim.refresh(r1, ok("late", None, None)),
-        Vec::<String>::new()
+        sim.refresh(r1, ok("late", Some("late-r"), None)),
+        vec!["persist late late-r", "event refreshed g2"]
     );
 }
 
@@ -274,6 +276,7 @@ fn rule6_backoff_is_deterministic_for_a_seed_and_bounded_by_the_cap() {
         sim.drain();
         let a = sim.send();
         let _ = sim.respond(&a, 401);
+        sim.drain();
         let mut delays = Vec::new();
         for _ in 0..11 {
             let id = sim.s.refresh_in_flight().unwrap();
@@ -295,7 +298,7 @@ fn rule6_backoff_is_deterministic_for_a_seed_and_bounded_by_the_cap() {
 }
 
 #[test]
-fn rule6_permanent_failure_logs_out_fails_waiters_and_forgets_tokens() {
+fn rule6_permanent_failure_logs_out_fails_waiters_and_writes_a_tombstone() {
     let mut sim = Sim::logged_in(None);
     let a = sim.send();
     let Verdict::Wait(w) = sim.respond(&a, 401) else {
@@ -307,7 +310,7 @@ fn rule6_permanent_failure_logs_out_fails_waiters_and_forgets_tokens() {
     assert_eq!(
         out,
         vec![
-            "forget".to_string(),
+            "tombstone v2: refresh_rejected".to_string(),
             format!("fail {w}: logged out: {reason}"),
             format!("event logged-out: {reason}"),
         ]
@@ -363,7 +366,7 @@ fn rule6_exhausted_attempts_log_out_when_configured() {
     let _ = sim.respond(&a, 401);
     let r = sim.started();
     let out = sim.refresh(r, transient());
-    assert_eq!(out[0], "forget");
+    assert_eq!(out[0], "tombstone v2: attempts_exhausted");
     assert!(out
         .last()
         .unwrap()
@@ -372,16 +375,25 @@ fn rule6_exhausted_attempts_log_out_when_configured() {
 }
 
 #[test]
-fn rule7_late_and_foreign_refresh_outcomes_are_ignored() {
+fn rule7_a_refresh_in_doubt_is_never_superseded_and_late_outcomes_for_older_ones_are_ignored() {
     let mut sim = Sim::logged_in(None);
     let a = sim.send();
     let _ = sim.respond(&a, 401);
     let r1 = sim.started();
-    // r1 times out at 30 s; the retry r2 starts after the backoff.
+    // Past the refresh timeout r1 is in doubt: the server may have rotated already, so no
+    // second refresh presents refresh-1, whatever the requests and timers do.
     sim.at(secs(30));
+    let _ = sim.wait();
+    assert_eq!(sim.at(secs(59)), Vec::<String>::new());
+    assert_eq!(sim.s.refresh_in_flight(), Some(r1));
+    // The driver gives up at the deadline: a transient timeout, then a backoff retry.
+    sim.refresh(
+        r1,
+        RefreshOutcome::Failed(RefreshError::transient(RefreshErrorKind::Timeout)),
+    );
     let at = sim.s.poll_timeout().unwrap() - sim.t0;
     assert_eq!(sim.at(at), vec!["start r2 with refresh-1"]);
-    // r1's success arrives late: ignored, phase and generation unchanged.
+    // r1's success arriving after that is ignored, phase and generation unchanged.
     let before = sim.s.snapshot();
     assert_eq!(
         sim.refresh(r1, ok("late", Some("late-r"), None)),
@@ -400,6 +412,9 @@ fn rule8_a_background_refresh_runs_in_the_stale_window_while_requests_flow() {
     // Lifetime 3600 s, leeway 10 s, window 60 s: stale at 3530 s, hard at 3590 s.
     let mut sim = Sim::logged_in(Some(3600));
     assert_eq!(sim.s.poll_timeout(), Some(sim.t0 + secs(3530)));
+    // A request 20 s before: requests are flowing (within the 60 s window).
+    sim.now = sim.t0 + secs(3510);
+    let _ = sim.send();
     assert_eq!(sim.at(secs(3530)), vec!["start r1 with refresh-1"]);
     assert_eq!(sim.s.phase(), Phase::ValidRefreshing);
     let a = sim.send();
@@ -449,7 +464,7 @@ fn rule8_the_servers_401_wins_over_local_expiry() {
 
 #[test]
 fn rule8_a_401_during_a_background_refresh_joins_it() {
-    let mut sim = Sim::logged_in(Some(3600));
+    let mut sim = Sim::warm(Some(3600));
     sim.at(secs(3530));
     let a = sim.send();
     let Verdict::Wait(_) = sim.respond(&a, 401) else {
@@ -461,7 +476,7 @@ fn rule8_a_401_during_a_background_refresh_joins_it() {
 
 #[test]
 fn rule8_short_lifetimes_do_not_refresh_immediately() {
-    let mut sim = Sim::logged_in(Some(20));
+    let mut sim = Sim::warm(Some(20));
     // Leeway 10 s and window 60 s exceed the lifetime: refresh no earlier than half-life.
     assert_eq!(sim.s.poll_timeout(), Some(sim.t0 + secs(10)));
     assert_eq!(sim.at(secs(10)), vec!["start r1 with refresh-1"]);
@@ -511,20 +526,28 @@ fn after_handle_timeout_the_next_deadline_is_later() {
     let mut c = config();
     c.refresh_timeout = secs(0);
     c.backoff.base = secs(0);
+    c.keep_warm = true;
     let mut sim = Sim::new(c);
     sim.s.login(sim.now, set("a", Some("r"), Some(1)));
     sim.drain();
     // Degenerate zero durations still terminate and leave no due deadline behind.
+    let mut started = 0;
     for s in 0..100 {
-        sim.at(secs(s));
+        started += sim
+            .at(secs(s))
+            .iter()
+            .filter(|l| l.starts_with("start"))
+            .count();
         assert!(sim.s.poll_timeout().is_none_or(|t| t > sim.now));
     }
-    assert_eq!(sim.s.phase(), Phase::Expired);
+    // The refresh is overdue from the start, and in doubt until it answers: one only.
+    assert_eq!(sim.s.phase(), Phase::Refreshing);
+    assert_eq!(started, 1);
 }
 
 #[test]
 fn time_going_backwards_is_ignored() {
-    let mut sim = Sim::logged_in(Some(3600));
+    let mut sim = Sim::warm(Some(3600));
     sim.at(secs(3595));
     assert_eq!(sim.s.phase(), Phase::Refreshing);
     sim.now = sim.t0;
@@ -563,11 +586,16 @@ fn an_expired_token_without_a_refresh_token_logs_out() {
     let mut sim = Sim::new(config());
     sim.s.login(sim.now, set("a", None, Some(100)));
     sim.drain();
-    let out = sim.at(secs(95));
+    // Idle, the expiry passes unnoticed; the next request finds it.
+    assert_eq!(sim.at(secs(95)), Vec::<String>::new());
+    assert!(matches!(
+        sim.begin(),
+        Admission::Reject(Error::LoggedOut(_))
+    ));
     assert_eq!(
-        out,
+        sim.drain(),
         vec![
-            "forget",
+            "tombstone v2: no_refresh_token",
             "event logged-out: the access token expired and there is no refresh token"
         ]
     );
@@ -582,11 +610,13 @@ fn login_resumes_waiters_and_abandons_the_refresh_in_flight() {
     };
     let r1 = sim.started();
     sim.s.login(sim.now, set("fresh", Some("fresh-r"), None));
+    // The login's tokens are the user's own: requests use them at once, the store gets
+    // them right after (a new lineage, replacing whatever it holds).
     assert_eq!(
         sim.drain(),
         vec![
+            format!("resume {w} g2 replay"),
             "persist fresh fresh-r".to_string(),
-            format!("resume {w} g2 replay")
         ]
     );
     assert_eq!(sim.refresh(r1, permanent()), Vec::<String>::new());

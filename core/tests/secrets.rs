@@ -2,7 +2,7 @@
 
 mod support;
 
-use reauth_core::{Admission, Command, Verdict};
+use reauth_core::{Admission, Command, StoreCommand, Verdict};
 use support::*;
 
 const ACCESS: &str = "ACCESS-SECRET-a1b2c3";
@@ -24,7 +24,7 @@ fn debug_and_display_never_show_token_text() {
     assert_clean("RefreshToken", &format!("{:?}", tokens.refresh_token()));
     sim.s.login(sim.now, tokens);
     let mut seen = Vec::new();
-    while let Some(c) = sim.s.poll_command() {
+    while let Some(c) = sim.poll() {
         seen.push(c);
     }
     let a = sim.send();
@@ -42,7 +42,7 @@ fn debug_and_display_never_show_token_text() {
     assert_clean("Verdict", &format!("{v:?}"));
     // The session itself, with a refresh pending and waiters queued.
     assert_clean("Session", &format!("{:?}", sim.s));
-    while let Some(c) = sim.s.poll_command() {
+    while let Some(c) = sim.poll() {
         seen.push(c);
     }
     let id = sim.s.refresh_in_flight().unwrap();
@@ -51,23 +51,30 @@ fn debug_and_display_never_show_token_text() {
         id,
         ok("ROTATED-SECRET-g7h8i9", Some(ROTATED), None),
     );
-    while let Some(c) = sim.s.poll_command() {
+    while let Some(c) = sim.poll() {
         seen.push(c);
     }
-    assert!(seen.iter().any(|c| matches!(c, Command::Persist(_))));
+    let writes = |c: &Command| match c {
+        Command::Store {
+            op: StoreCommand::Write { record, .. },
+            ..
+        } => record.tokens().cloned(),
+        _ => None,
+    };
+    assert!(seen.iter().any(|c| writes(c).is_some()));
     assert!(seen
         .iter()
         .any(|c| matches!(c, Command::StartRefresh { .. })));
     for c in &seen {
         assert_clean("Command", &format!("{c:?}"));
-        if let Command::Persist(stored) = c {
+        if let Some(stored) = writes(c) {
             assert_clean("StoredTokens", &format!("{stored:?}"));
             assert_clean("TokenSet", &format!("{:?}", stored.to_token_set(sim.now)));
         }
     }
     assert_clean("Snapshot", &format!("{:?}", sim.s.snapshot()));
     sim.s.logout(sim.now);
-    while let Some(c) = sim.s.poll_command() {
+    while let Some(c) = sim.poll() {
         assert_clean("Command", &format!("{c:?}"));
     }
     if let Admission::Reject(e) = sim.begin() {

@@ -3,7 +3,9 @@
 
 mod support;
 
-use reauth_core::{Admission, Attempt, Command, Phase, RefreshId, Verdict, WaiterId};
+use reauth_core::{
+    Admission, Attempt, Command, Entry, Phase, RefreshId, StoreCommand, Verdict, WaiterId,
+};
 use support::*;
 
 /// A session put in a given phase, with handles for the inputs that need them.
@@ -46,6 +48,9 @@ fn fixture(phase: Phase) -> Fixture {
     match phase {
         Phase::Empty | Phase::Valid => {}
         Phase::ValidRefreshing => {
+            // Requests are flowing when the stale window opens.
+            sim.now = sim.t0 + secs(3500);
+            let _ = sim.send();
             sim.at(secs(3530));
             f.refresh = sim.s.refresh_in_flight();
         }
@@ -184,13 +189,20 @@ fn run(phase: Phase, input: &str) -> String {
         _ => unreachable!(),
     }
     let mut kinds: Vec<&str> = Vec::new();
-    while let Some(c) = sim.s.poll_command() {
+    while let Some(c) = sim.poll() {
         let k = match c {
             Command::StartRefresh { .. } => "start",
             Command::Resume { .. } => "resume",
             Command::Fail { .. } => "fail",
-            Command::Persist(_) => "persist",
-            Command::Forget => "forget",
+            Command::Store {
+                op: StoreCommand::Write { record, .. },
+                ..
+            } => match record.entry {
+                Entry::Tokens(_) => "persist",
+                Entry::LoggedOut(_) => "tombstone",
+            },
+            // The lease and the re-reads: the protocol's plumbing, in the transcripts.
+            Command::Store { .. } => continue,
             Command::Event(_) => "event",
             _ => "other",
         };

@@ -4,11 +4,11 @@
 
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use reauth_core::{
-    AccessToken, Admission, Attempt, Command, Config, Event, Origin, RefreshError,
-    RefreshErrorKind, RefreshId, RefreshOutcome, RefreshToken, Session, TokenSet, Verdict,
-    WaiterId,
+    AccessToken, Admission, Attempt, Command, Config, Entry, Event, MemoryStore, Origin,
+    RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome, RefreshToken, Session, StoreCommand,
+    TokenSet, Verdict, WaiterId,
 };
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const API: &str = "https://api.test/items/1";
 
@@ -58,6 +58,11 @@ pub struct Sim {
     pub s: Session,
     pub t0: Instant,
     pub now: Instant,
+    /// The session's store: store commands are answered from it at once, and only the
+    /// writes are rendered (the lease and the re-reads are the protocol's plumbing).
+    pub store: MemoryStore,
+    /// Render every store command, not only the writes.
+    pub show_store: bool,
 }
 
 impl Sim {
@@ -67,6 +72,8 @@ impl Sim {
             s: Session::new(config),
             t0,
             now: t0,
+            store: MemoryStore::new(),
+            show_store: false,
         }
     }
 
@@ -79,11 +86,31 @@ impl Sim {
         sim
     }
 
+    /// As [`logged_in`](Self::logged_in), with `keep_warm`: timers refresh without traffic.
+    pub fn warm(life: Option<u64>) -> Self {
+        let mut c = config();
+        c.keep_warm = true;
+        let mut sim = Self::new(c);
+        sim.s
+            .login(sim.now, set("access-1", Some("refresh-1"), life));
+        sim.drain();
+        sim
+    }
+
     /// Moves the clock to `t0 + at` and fires due timers.
+    /// Store answers are inputs too and may set a deadline that is already due (a zero
+    /// timeout): fire again until none is, as a driver's loop does.
     pub fn at(&mut self, at: Duration) -> Vec<String> {
         self.now = self.t0 + at;
-        self.s.handle_timeout(self.now);
-        self.drain()
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            self.s.handle_timeout(self.now);
+            out.extend(self.drain());
+            if self.s.poll_timeout().is_none_or(|t| t > self.now) {
+                break;
+            }
+        }
+        out
     }
 
     pub fn begin(&mut self) -> Admission {
@@ -113,7 +140,24 @@ impl Sim {
             );
         }
         self.s
-            .handle_response(self.now, a, StatusCode::from_u16(status).unwrap(), &h)
+            .handle_response(self.now, a, StatusCode::from_u16(status).unwrap(), &h, true)
+    }
+
+    /// The wall-clock time of `now`.
+    pub fn wall(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(1_800_000_000)
+            + self.now.duration_since(self.t0)
+    }
+
+    /// Next command, answering a store command from the store first.
+    pub fn poll(&mut self) -> Option<Command> {
+        let c = self.s.poll_command()?;
+        if let Command::Store { id, op } = &c {
+            let outcome = reauth_core::check::answer(&self.store, op, self.now, self.wall());
+            self.s.handle_store(self.now, self.wall(), *id, outcome);
+        }
+        Some(c)
     }
 
     pub fn refresh(&mut self, id: RefreshId, outcome: RefreshOutcome) -> Vec<String> {
@@ -123,8 +167,11 @@ impl Sim {
 
     pub fn drain(&mut self) -> Vec<String> {
         let mut out = Vec::new();
-        while let Some(c) = self.s.poll_command() {
-            out.push(render(&c, self.t0));
+        while let Some(c) = self.poll() {
+            let line = render(&c, self.t0);
+            if self.show_store || !line.starts_with("store ") {
+                out.push(line);
+            }
         }
         out
     }
@@ -138,7 +185,7 @@ impl Sim {
 
     pub fn starts(&mut self) -> Vec<RefreshId> {
         let mut ids = Vec::new();
-        while let Some(c) = self.s.poll_command() {
+        while let Some(c) = self.poll() {
             if let Command::StartRefresh { id, .. } = c {
                 ids.push(id);
             }
@@ -151,7 +198,9 @@ impl Sim {
 pub fn render(c: &Command, t0: Instant) -> String {
     let ms = |at: Instant| at.saturating_duration_since(t0).as_millis();
     match c {
-        Command::StartRefresh { id, refresh_token } => format!(
+        Command::StartRefresh {
+            id, refresh_token, ..
+        } => format!(
             "start {id} with {}",
             refresh_token.as_ref().map_or("none", |r| r.secret())
         ),
@@ -161,12 +210,20 @@ pub fn render(c: &Command, t0: Instant) -> String {
             if attempt.is_replay() { " replay" } else { "" }
         ),
         Command::Fail { waiter, error } => format!("fail {waiter}: {error}"),
-        Command::Persist(t) => format!(
-            "persist {} {}",
-            t.access_token().secret(),
-            t.refresh_token().map_or("no-refresh", |r| r.secret())
-        ),
-        Command::Forget => "forget".into(),
+        Command::Store {
+            op: StoreCommand::Write { record, .. },
+            ..
+        } => match &record.entry {
+            Entry::Tokens(t) => format!(
+                "persist {} {}",
+                t.access_token().secret(),
+                t.refresh_token().map_or("no-refresh", |r| r.secret())
+            ),
+            Entry::LoggedOut(t) => format!("tombstone v{}: {}", record.version, t.as_str()),
+        },
+        Command::Store { op, .. } => format!("store {op:?}"),
+        Command::Event(Event::Adopted { generation }) => format!("event adopted {generation}"),
+        Command::Event(Event::RefreshOverdue { id }) => format!("event overdue {id}"),
         Command::Event(Event::Refreshed { generation, .. }) => {
             format!("event refreshed {generation}")
         }
