@@ -24,6 +24,12 @@
 //! [`TestServer::push_fault`] queues [`Fault`]s for the next token-endpoint calls, and
 //! [`TestServer::stats`] reports what the server saw.
 //!
+//! Most faults replace the answer. The late-answer faults ([`Fault::RotateThenDelay`],
+//! [`Fault::RotateThenDrop`], [`Fault::RotateThenHang`]) let the refresh succeed on the
+//! server first, then deliver its answer late or never: the client is left holding a
+//! refresh token the server has already rotated away. [`TestServer::current_refresh_token`]
+//! tells a test which token the server now expects.
+//!
 //! ```
 //! use reauth_testkit::{Fault, ServerConfig, TestServer};
 //!

@@ -161,6 +161,16 @@ impl TestServer {
         self.shared.tokens().find(FamilyRef::Token(token))
     }
 
+    /// The family's current refresh token, named by id or by any of its tokens: the one
+    /// the last successful rotation issued, even if its answer never reached the client
+    /// (see [`Fault::RotateThenDrop`]). `None` if the family is unknown, revoked, or has
+    /// no refresh token (`client_credentials`).
+    pub fn current_refresh_token<'a>(&self, which: impl Into<FamilyRef<'a>>) -> Option<String> {
+        let tokens = self.shared.tokens();
+        let id = tokens.find(which.into())?;
+        tokens.current_refresh(id).map(str::to_owned)
+    }
+
     /// Queues a fault for the next token-endpoint call (FIFO, one consumed per call to
     /// `/oauth/token` or `/auth/refresh`).
     pub fn push_fault(&self, fault: Fault) {

@@ -276,6 +276,16 @@ impl TokenStore {
         }
     }
 
+    /// The refresh token the family would accept now without a reuse alarm; `None` if
+    /// the family is unknown, revoked or has no refresh token.
+    pub(crate) fn current_refresh(&self, id: FamilyId) -> Option<&str> {
+        let family = self.families.get(&id)?;
+        family
+            .current_refresh
+            .as_deref()
+            .filter(|_| !family.revoked)
+    }
+
     /// Revokes a family and everything in it. Returns false if it was unknown or
     /// already revoked.
     pub(crate) fn revoke(&mut self, id: FamilyId) -> bool {
