@@ -16,6 +16,17 @@ use crate::config::ServerConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FamilyId(u64);
 
+impl FamilyId {
+    /// Reads what `Display` writes (`family-3`), or the bare number.
+    pub(crate) fn parse(s: &str) -> Option<FamilyId> {
+        let n = s.strip_prefix("family-").unwrap_or(s);
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n.parse().ok().map(FamilyId)
+    }
+}
+
 impl fmt::Display for FamilyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "family-{}", self.0)
