@@ -43,6 +43,13 @@ pub struct ServerConfig {
     /// Port of the main listener on 127.0.0.1 (default 0: any free port). The leak
     /// listener always takes a free port.
     pub port: u16,
+    /// Serve the HTTP control interface (`/_admin/...`, see the crate docs) on a third
+    /// listener, 127.0.0.1:[`admin_port`](Self::admin_port) (default `false`: no such
+    /// listener, and `/_admin/` paths on the main port are plain 404s).
+    pub admin: bool,
+    /// Port of the admin listener on 127.0.0.1 when [`admin`](Self::admin) is on
+    /// (default 0: any free port; see [`TestServer::admin_url`](crate::TestServer::admin_url)).
+    pub admin_port: u16,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +63,8 @@ impl Default for ServerConfig {
             scope: "read write".to_owned(),
             http2_max_concurrent_streams: 20_000,
             port: 0,
+            admin: false,
+            admin_port: 0,
         }
     }
 }
@@ -95,6 +104,18 @@ impl ServerConfig {
     /// Sets [`port`](Self::port).
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Sets [`admin`](Self::admin): serve the `/_admin/` control routes.
+    pub fn with_admin(mut self, admin: bool) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    /// Sets [`admin_port`](Self::admin_port).
+    pub fn with_admin_port(mut self, port: u16) -> Self {
+        self.admin_port = port;
         self
     }
 

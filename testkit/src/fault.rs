@@ -39,11 +39,23 @@ pub enum Fault {
     /// Never answers. The handler ends when the client disconnects or the server shuts
     /// down, so nothing is leaked.
     Hang,
+    /// Processes the call normally (a refresh rotates the refresh token, a
+    /// `client_credentials` grant issues its token, counters move), then waits this long
+    /// before sending that answer. A client that gives up first has lost the new tokens.
+    RotateThenDelay(Duration),
+    /// Processes the call normally, then sends no response: HTTP/1.1 closes the
+    /// connection, HTTP/2 resets the stream. The server has rotated; the client never
+    /// learns the new refresh token.
+    RotateThenDrop,
+    /// Processes the call normally, then never answers (like [`Hang`](Self::Hang): the
+    /// handler ends when the client disconnects or the server shuts down).
+    RotateThenHang,
 }
 
 /// The valid fault names, for error messages and `--help` texts.
 pub const FAULT_NAMES: &str = "delay:<N>ms|delay:<N>s, 500, 503[:<N>s], 429[:<N>s], \
-invalid_grant, invalid_client, malformed, oversized, reset, hang";
+invalid_grant, invalid_client, malformed, oversized, reset, hang, \
+rotate-delay:<N>ms|rotate-delay:<N>s, rotate-drop, rotate-hang";
 
 /// [`Fault::parse`] did not recognise the name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,9 +74,10 @@ impl ParseFaultError {
 impl Fault {
     /// Parses a fault name: `delay:500ms`, `delay:2s`, `500`, `503`, `503:5s`
     /// (with `Retry-After: 5`), `429`, `429:1s`, `invalid_grant`, `invalid_client`,
-    /// `malformed`, `oversized`, `reset`, `hang`. Names are case-insensitive; a few
+    /// `malformed`, `oversized`, `reset`, `hang`, and the late answers
+    /// `rotate-delay:2s`, `rotate-drop`, `rotate-hang`. Names are case-insensitive; a few
     /// aliases (`server_error`, `unavailable`, `too_many_requests`, `malformed_json`,
-    /// `connection_reset`) are accepted too.
+    /// `connection_reset`, and `_` for `-` in the `rotate-*` names) are accepted too.
     ///
     /// ```
     /// use std::time::Duration;
@@ -105,6 +118,11 @@ impl Fault {
             "oversized" => no_arg(Fault::Oversized),
             "reset" | "connection_reset" => no_arg(Fault::ConnectionReset),
             "hang" => no_arg(Fault::Hang),
+            "rotate-delay" | "rotate_delay" => Ok(Fault::RotateThenDelay(
+                parse_duration(arg.ok_or_else(err)?).ok_or_else(err)?,
+            )),
+            "rotate-drop" | "rotate_drop" => no_arg(Fault::RotateThenDrop),
+            "rotate-hang" | "rotate_hang" => no_arg(Fault::RotateThenHang),
             _ => Err(err()),
         }
     }
@@ -122,6 +140,9 @@ impl Fault {
             Fault::Oversized => "oversized",
             Fault::ConnectionReset => "connection_reset",
             Fault::Hang => "hang",
+            Fault::RotateThenDelay(_) => "rotate_then_delay",
+            Fault::RotateThenDrop => "rotate_then_drop",
+            Fault::RotateThenHang => "rotate_then_hang",
         }
     }
 }
@@ -151,6 +172,9 @@ impl fmt::Display for Fault {
             Fault::Oversized => f.write_str("oversized"),
             Fault::ConnectionReset => f.write_str("reset"),
             Fault::Hang => f.write_str("hang"),
+            Fault::RotateThenDelay(d) => write!(f, "rotate-delay:{}ms", d.as_millis()),
+            Fault::RotateThenDrop => f.write_str("rotate-drop"),
+            Fault::RotateThenHang => f.write_str("rotate-hang"),
         }
     }
 }
@@ -195,6 +219,10 @@ mod tests {
             Fault::Oversized,
             Fault::ConnectionReset,
             Fault::Hang,
+            Fault::RotateThenDelay(Duration::from_millis(250)),
+            Fault::RotateThenDelay(Duration::from_secs(3)),
+            Fault::RotateThenDrop,
+            Fault::RotateThenHang,
         ];
         for f in all {
             assert_eq!(Fault::parse(&f.to_string()), Ok(f), "{f}");
@@ -204,8 +232,21 @@ mod tests {
     #[test]
     fn bad_names_are_rejected() {
         for bad in [
-            "", "delay", "delay:", "delay:5", "delay:xs", "500:1s", "hang:1s", "nope", "503:",
+            "",
+            "delay",
+            "delay:",
+            "delay:5",
+            "delay:xs",
+            "500:1s",
+            "hang:1s",
+            "nope",
+            "503:",
             "delay:ms",
+            "rotate-delay",
+            "rotate-delay:5",
+            "rotate-drop:1s",
+            "rotate-hang:",
+            "rotate",
         ] {
             let e = Fault::parse(bad).unwrap_err();
             assert_eq!(e.input(), bad);
@@ -216,5 +257,11 @@ mod tests {
             Fault::parse("delay:2m"),
             Ok(Fault::Delay(Duration::from_secs(120)))
         );
+        assert_eq!(
+            Fault::parse("Rotate_Delay:2s"),
+            Ok(Fault::RotateThenDelay(Duration::from_secs(2)))
+        );
+        assert_eq!(Fault::parse("rotate_drop"), Ok(Fault::RotateThenDrop));
+        assert_eq!(Fault::parse("ROTATE-HANG"), Ok(Fault::RotateThenHang));
     }
 }

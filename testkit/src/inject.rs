@@ -5,7 +5,7 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::fault::{ceil_secs, Fault};
-use crate::respond::{self, no_store, with_header, Abort, Reply};
+use crate::respond::{self, no_store, with_header, Abort, Reply, Resp};
 use crate::state::Shared;
 
 /// Which endpoint the fault is dressed up for: the body shapes differ.
@@ -20,8 +20,9 @@ pub(crate) enum Flavor {
 /// Bigger than the 1 MiB cap a careful client puts on token responses.
 const OVERSIZED_LEN: usize = 1024 * 1024 + 64 * 1024;
 
-/// Counts and performs `fault`. `None` means "now answer normally" (after a delay);
-/// `Some` is the whole reply.
+/// Counts and performs `fault` before the endpoint does its work. `None` means "now
+/// answer normally" (after a delay, or because the fault acts on the answer: see
+/// [`deliver`]); `Some` is the whole reply.
 pub(crate) async fn act(shared: &Shared, fault: Fault, flavor: Flavor) -> Option<Reply> {
     shared.stats.fault(fault.kind());
     let reply = match fault {
@@ -78,8 +79,32 @@ pub(crate) async fn act(shared: &Shared, fault: Fault, flavor: Flavor) -> Option
             shared.shutdown.wait().await;
             Err(Abort)
         }
+        Fault::RotateThenDelay(_) | Fault::RotateThenDrop | Fault::RotateThenHang => return None,
     };
     Some(reply)
+}
+
+/// Sends the endpoint's answer, or for the `RotateThen*` faults withholds it: by then
+/// the tokens are issued and the refresh token rotated, which is the point.
+pub(crate) async fn deliver(shared: &Shared, fault: Option<Fault>, resp: Resp) -> Reply {
+    match fault {
+        Some(Fault::RotateThenDelay(d)) => tokio::select! {
+            _ = tokio::time::sleep(d) => Ok(resp),
+            _ = shared.shutdown.wait() => Err(Abort),
+        },
+        Some(Fault::RotateThenDrop) => {
+            shared.stats.answer_withheld();
+            Err(Abort)
+        }
+        Some(Fault::RotateThenHang) => {
+            shared.stats.answer_withheld();
+            // Same lifetime as `Hang`: dropped with the request future or at shutdown.
+            let _guard = shared.stats.hang_guard();
+            shared.shutdown.wait().await;
+            Err(Abort)
+        }
+        _ => Ok(resp),
+    }
 }
 
 /// A well-formed JSON token response padded past 1 MiB.

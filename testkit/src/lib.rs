@@ -24,6 +24,44 @@
 //! [`TestServer::push_fault`] queues [`Fault`]s for the next token-endpoint calls, and
 //! [`TestServer::stats`] reports what the server saw.
 //!
+//! Most faults replace the answer. The late-answer faults ([`Fault::RotateThenDelay`],
+//! [`Fault::RotateThenDrop`], [`Fault::RotateThenHang`]) let the refresh succeed on the
+//! server first, then deliver its answer late or never: the client is left holding a
+//! refresh token the server has already rotated away. [`TestServer::current_refresh_token`]
+//! tells a test which token the server now expects.
+//!
+//! # The HTTP control interface
+//!
+//! Clients written in any language can be tested against the binary
+//! (`cargo install reauth-testkit`, then `reauth-testkit --admin`): the same controls are
+//! then HTTP routes, off unless asked for ([`ServerConfig::admin`], `--admin`). They live
+//! on a listener of their own, `127.0.0.1` only, at [`TestServer::admin_url`] (the
+//! binary prints it, and uses `--port + 1` by default): driving the server then never
+//! shows up in what it reports about the client under test, such as
+//! `connections_accepted`. On the main port, `/_admin/` paths are always 404.
+//!
+//! | route | what it does |
+//! |---|---|
+//! | `POST /_admin/tokens[?scope=S]` | logs a user in: an RFC 6749 token response (`access_token`, `refresh_token`, `expires_in`, ...) plus `family` |
+//! | `POST /_admin/expire` | expires every access token issued so far → `{"expired": true}` |
+//! | `POST /_admin/revoke?family=family-N` or `?token=TOKEN` | revokes the family → `{"revoked": true}`, or `false` if no live family matched |
+//! | `POST /_admin/faults?fault=NAME[&count=N]` | queues a fault `N` times (default 1) → `{"queued": N, "pending": P}` |
+//! | `POST /_admin/faults` with a text body | queues one fault per line (blank lines and `#` comments skipped); nothing is queued if a line is bad |
+//! | `GET /_admin/faults` | `{"pending": P}` |
+//! | `DELETE /_admin/faults` | drops queued faults → `{"cleared": N, "pending": 0}` |
+//! | `GET /_admin/stats` | every [`Stats`] counter as JSON, under its field name |
+//! | `POST /_admin/reset` | zeroes the counters and drops queued faults |
+//!
+//! Fault names are those of [`Fault::parse`] ([`FAULT_NAMES`]). Bad input (an unknown
+//! fault, parameter or route) gets a 400, 404 or 405 with a plain-text reason.
+//!
+//! ```text
+//! curl -s -X POST 'http://127.0.0.1:8081/_admin/faults?fault=503:2s&count=3'
+//! curl -s http://127.0.0.1:8081/_admin/stats
+//! ```
+//!
+//! # Example
+//!
 //! ```
 //! use reauth_testkit::{Fault, ServerConfig, TestServer};
 //!
@@ -74,6 +112,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
 mod api;
 mod client_auth;
 mod config;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run -p reauth-testkit -- --port 8080
+//! cargo run -p reauth-testkit -- --port 8080 --admin   # + control routes on 127.0.0.1:8081
 //! ```
 #![forbid(unsafe_code)]
 
@@ -12,20 +13,39 @@ use reauth_testkit::{Fault, ServerConfig, TestServer, FAULT_NAMES};
 
 const USAGE: &str = "\
 usage: reauth-testkit [--port PORT] [--lifetime SECS] [--grace SECS] [--no-rotation]
-                      [--scope SCOPE] [--fault KIND]...
+                      [--scope SCOPE] [--fault KIND]... [--admin [--admin-port PORT]]
 
-  --port PORT      listen on 127.0.0.1:PORT (default 8080; 0 = any free port)
-  --lifetime SECS  access-token lifetime (default 3600)
-  --grace SECS     refresh-token reuse grace window (default 0)
-  --no-rotation    keep refresh tokens instead of rotating them
-  --scope SCOPE    scope granted to new logins (default \"read write\"; try \"read write admin\")
-  --fault KIND     queue a fault for the next token-endpoint call (repeatable)";
+  --port PORT        listen on 127.0.0.1:PORT (default 8080; 0 = any free port)
+  --lifetime SECS    access-token lifetime (default 3600)
+  --grace SECS       refresh-token reuse grace window (default 0)
+  --no-rotation      keep refresh tokens instead of rotating them
+  --scope SCOPE      scope granted to new logins (default \"read write\"; try \"read write admin\")
+  --fault KIND       queue a fault for the next token-endpoint call (repeatable)
+  --admin            serve the HTTP control interface (below); off by default
+  --admin-port PORT  its port on 127.0.0.1 (default PORT + 1; any free port if --port 0)";
+
+const ADMIN_HELP: &str = "\
+control interface (--admin): drive the server over HTTP from a test in any language.
+It listens on its own loopback port, so control requests never count as the traffic
+of the client under test. Answers are JSON; bad input gets 400 with a plain-text reason.
+
+  POST   /_admin/tokens[?scope=S]        log a user in: RFC 6749 token response + \"family\"
+  POST   /_admin/expire                  expire every access token issued so far
+  POST   /_admin/revoke?family=family-N  revoke a token family (or ?token=ANY_TOKEN_OF_IT)
+                                         -> {\"revoked\": true|false}
+  POST   /_admin/faults?fault=KIND&count=N
+                                         queue KIND N times (default 1) for the next token calls
+  POST   /_admin/faults                  queue faults from the body, one KIND per line
+  GET    /_admin/faults                  -> {\"pending\": N}
+  DELETE /_admin/faults                  drop every queued fault
+  GET    /_admin/stats                   every counter (token calls, faults, reuse detections...)
+  POST   /_admin/reset                   zero the counters and drop queued faults";
 
 fn main() -> ExitCode {
     let (config, faults) = match parse_args(std::env::args().skip(1)) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => {
-            println!("{USAGE}\n\nfault kinds: {FAULT_NAMES}");
+            println!("{USAGE}\n\nfault kinds: {FAULT_NAMES}\n\n{ADMIN_HELP}");
             return ExitCode::SUCCESS;
         }
         Err(msg) => {
@@ -91,6 +111,9 @@ fn print_quickstart(server: &TestServer, faults: &[Fault]) {
         "  leak listener    {}  (records Authorization headers)",
         server.leak_url()
     );
+    if let Some(admin) = server.admin_url() {
+        println!("  admin            {admin}/  (control interface, see --help)");
+    }
     println!(
         "  client           {} / {}",
         config.client_id,
@@ -130,6 +153,18 @@ fn print_quickstart(server: &TestServer, faults: &[Fault]) {
         mobile.refresh_token,
         server.json_refresh_url()
     );
+    if let Some(admin) = server.admin_url() {
+        println!();
+        println!("# control interface ({admin}/..., see --help)");
+        println!("curl -s -X POST {admin}/tokens");
+        println!("curl -s -X POST {admin}/expire");
+        println!("curl -s -X POST '{admin}/revoke?family={}'", login.family);
+        println!("curl -s -X POST '{admin}/faults?fault=503:2s&count=3'");
+        println!("curl -s {admin}/faults");
+        println!("curl -s -X DELETE {admin}/faults");
+        println!("curl -s {admin}/stats");
+        println!("curl -s -X POST {admin}/reset");
+    }
     if !faults.is_empty() {
         let names: Vec<String> = faults.iter().map(ToString::to_string).collect();
         println!();
@@ -164,6 +199,7 @@ fn parse_args(
 ) -> Result<Option<(ServerConfig, Vec<Fault>)>, String> {
     let mut config = ServerConfig::default().with_port(8080);
     let mut faults = Vec::new();
+    let mut admin_port = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -177,9 +213,24 @@ fn parse_args(
             "--no-rotation" => config.rotate_refresh_tokens = false,
             "--scope" => config.scope = value("--scope")?,
             "--fault" => faults.push(Fault::parse(&value("--fault")?).map_err(|e| e.to_string())?),
+            "--admin" => config.admin = true,
+            "--admin-port" => {
+                let v = value("--admin-port")?;
+                admin_port = Some(v.parse().map_err(|_| format!("bad port {v:?}"))?);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    config.admin_port = match (admin_port, config.admin) {
+        (Some(_), false) => return Err("--admin-port needs --admin".to_owned()),
+        (Some(port), true) => port,
+        // Any free port stays any free port; otherwise the next one, easy to guess.
+        (None, _) if config.port == 0 => 0,
+        (None, _) => config
+            .port
+            .checked_add(1)
+            .ok_or("--port 65535 leaves no default --admin-port; give one")?,
+    };
     Ok(Some((config, faults)))
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::admin::AdminService;
 use crate::config::ServerConfig;
 use crate::fault::Fault;
 use crate::leak::LeakService;
@@ -27,6 +28,7 @@ use crate::tokens::{FamilyId, FamilyRef, IssuedTokens};
 pub struct TestServer {
     addr: SocketAddr,
     leak_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     trigger: Option<ShutdownTrigger>,
     tasks: Vec<JoinHandle<()>>,
@@ -37,6 +39,7 @@ impl fmt::Debug for TestServer {
         f.debug_struct("TestServer")
             .field("addr", &self.addr)
             .field("leak_addr", &self.leak_addr)
+            .field("admin_addr", &self.admin_addr)
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
@@ -44,12 +47,18 @@ impl fmt::Debug for TestServer {
 
 impl TestServer {
     /// Binds `127.0.0.1:{config.port}` (0 = any free port) and `127.0.0.1:0` for the leak
-    /// listener, and starts serving. Must be called inside a tokio runtime.
+    /// listener, plus `127.0.0.1:{config.admin_port}` if [`ServerConfig::admin`] is on, and
+    /// starts serving. Must be called inside a tokio runtime.
     pub async fn start(config: ServerConfig) -> io::Result<TestServer> {
         let main = TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
         let leak = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let admin = match config.admin {
+            true => Some(TcpListener::bind((Ipv4Addr::LOCALHOST, config.admin_port)).await?),
+            false => None,
+        };
         let addr = main.local_addr()?;
         let leak_addr = leak.local_addr()?;
+        let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
         let (trigger, signal) = shutdown::channel();
         let streams = config.http2_max_concurrent_streams;
         let shared = Arc::new(Shared::new(
@@ -58,7 +67,7 @@ impl TestServer {
             signal.clone(),
         ));
         let counted = shared.clone();
-        let tasks = vec![
+        let mut tasks = vec![
             spawn_accept_loop(
                 main,
                 MainService(shared.clone()),
@@ -66,11 +75,23 @@ impl TestServer {
                 streams,
                 move || counted.stats.connection(),
             ),
-            spawn_accept_loop(leak, LeakService(shared.clone()), signal, streams, || {}),
+            spawn_accept_loop(
+                leak,
+                LeakService(shared.clone()),
+                signal.clone(),
+                streams,
+                || {},
+            ),
         ];
+        if let Some(admin) = admin {
+            // Control traffic is not counted in `connections_accepted`.
+            let service = AdminService(shared.clone());
+            tasks.push(spawn_accept_loop(admin, service, signal, streams, || {}));
+        }
         Ok(TestServer {
             addr,
             leak_addr,
+            admin_addr,
             shared,
             trigger: Some(trigger),
             tasks,
@@ -112,6 +133,17 @@ impl TestServer {
         self.leak_addr
     }
 
+    /// Address of the admin listener, if [`ServerConfig::admin`] is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// `http://127.0.0.1:ADMIN_PORT/_admin`, no trailing slash, if [`ServerConfig::admin`]
+    /// is on. Routes: `{admin_url}/stats`, `{admin_url}/faults`, ... (see the crate docs).
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_addr.map(|a| format!("http://{a}/_admin"))
+    }
+
     /// The configuration the server runs with.
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
@@ -126,18 +158,7 @@ impl TestServer {
     /// Like [`issue_tokens`](Self::issue_tokens) with an explicit scope (any scope:
     /// this is the login, not a client request).
     pub fn issue_tokens_with_scope(&self, scope: &str) -> IssuedTokens {
-        let config = &self.shared.config;
-        let (family, grant) =
-            self.shared
-                .tokens()
-                .issue_family(config, scope, true, Instant::now());
-        IssuedTokens {
-            access_token: grant.access_token,
-            refresh_token: grant.refresh_token.unwrap_or_default(),
-            expires_in: grant.expires_in,
-            scope: grant.scope,
-            family,
-        }
+        self.shared.issue_tokens(scope)
     }
 
     /// Expires every access token issued so far, server side, right now. Refresh tokens
@@ -149,16 +170,22 @@ impl TestServer {
     /// Revokes a whole family (all its access and refresh tokens), named by id or by any
     /// of its tokens. Returns false if no live family matched.
     pub fn revoke_family<'a>(&self, which: impl Into<FamilyRef<'a>>) -> bool {
-        let mut tokens = self.shared.tokens();
-        match tokens.find(which.into()) {
-            Some(id) => tokens.revoke(id),
-            None => false,
-        }
+        self.shared.revoke(which.into())
     }
 
     /// The family a token (access or refresh) belongs to.
     pub fn family_of(&self, token: &str) -> Option<FamilyId> {
         self.shared.tokens().find(FamilyRef::Token(token))
+    }
+
+    /// The family's current refresh token, named by id or by any of its tokens: the one
+    /// the last successful rotation issued, even if its answer never reached the client
+    /// (see [`Fault::RotateThenDrop`]). `None` if the family is unknown, revoked, or has
+    /// no refresh token (`client_credentials`).
+    pub fn current_refresh_token<'a>(&self, which: impl Into<FamilyRef<'a>>) -> Option<String> {
+        let tokens = self.shared.tokens();
+        let id = tokens.find(which.into())?;
+        tokens.current_refresh(id).map(str::to_owned)
     }
 
     /// Queues a fault for the next token-endpoint call (FIFO, one consumed per call to

@@ -2,12 +2,13 @@
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::fault::Fault;
 use crate::shutdown::ShutdownSignal;
 use crate::stats::Recorder;
-use crate::tokens::TokenStore;
+use crate::tokens::{FamilyRef, IssuedTokens, TokenStore};
 
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
@@ -45,6 +46,29 @@ impl Shared {
     /// The fault queue. Never hold the guard across an `.await`.
     pub(crate) fn faults(&self) -> MutexGuard<'_, VecDeque<Fault>> {
         lock(&self.faults)
+    }
+
+    /// Starts a new token family, as a login would.
+    pub(crate) fn issue_tokens(&self, scope: &str) -> IssuedTokens {
+        let (family, grant) = self
+            .tokens()
+            .issue_family(&self.config, scope, true, Instant::now());
+        IssuedTokens {
+            access_token: grant.access_token,
+            refresh_token: grant.refresh_token.unwrap_or_default(),
+            expires_in: grant.expires_in,
+            scope: grant.scope,
+            family,
+        }
+    }
+
+    /// Revokes the family `which` names; false if no live family matched.
+    pub(crate) fn revoke(&self, which: FamilyRef<'_>) -> bool {
+        let mut tokens = self.tokens();
+        match tokens.find(which) {
+            Some(id) => tokens.revoke(id),
+            None => false,
+        }
     }
 
     /// Takes the next queued fault, if any (FIFO, one per token-endpoint call).

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 ///
 /// Token-endpoint calls are counted once each in [`token_calls`](Self::token_calls) and
 /// once under exactly one outcome: `token_ok`, `token_invalid_grant`,
-/// `token_invalid_client`, `token_invalid_request`, or (for every fault but `Delay`, which
-/// answers normally afterwards) [`faults_injected`](Self::faults_injected).
+/// `token_invalid_client`, `token_invalid_request`, or [`faults_injected`](Self::faults_injected).
+/// `Delay` and the `RotateThen*` faults are the exception: the call is processed
+/// normally, so it counts both as a fault and under its real outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -36,6 +37,9 @@ pub struct Stats {
     pub token_invalid_request: u64,
     /// Injected faults by [`Fault::kind`](crate::Fault::kind) (`"hang"`, `"delay"`, ...).
     pub faults_injected: BTreeMap<&'static str, u64>,
+    /// Answers the server computed and then never sent (`RotateThenDrop`,
+    /// `RotateThenHang`), whatever they said: usually tokens the client never received.
+    pub answers_withheld: u64,
     /// Rotated refresh tokens replayed outside the grace window (each revoked a family).
     pub reuse_detections: u64,
     /// Rotated refresh tokens replayed inside the grace window (tolerated).
@@ -51,7 +55,7 @@ pub struct Stats {
     pub leak_requests: u64,
     /// Every `Authorization` header value the leak listener received, in order.
     pub leaked_authorizations: Vec<String>,
-    /// `Hang` faults currently holding a request open (a gauge: not reset by
+    /// `Hang` and `RotateThenHang` faults currently holding a request open (a gauge: not reset by
     /// `reset_stats`). Drops back when the client gives up or the server shuts down.
     pub hangs_in_flight: u64,
 }
@@ -116,7 +120,8 @@ impl Recorder {
         }
     }
 
-    /// Counts an injected fault (its outcome). `Delay` also gets a normal outcome afterwards.
+    /// Counts an injected fault (its outcome). `Delay` and `RotateThen*` also get a normal
+    /// outcome.
     pub(crate) fn fault(&self, kind: &'static str) {
         *self
             .lock()
@@ -146,6 +151,10 @@ impl Recorder {
 
     pub(crate) fn reuse_detected(&self) {
         self.lock().snapshot.reuse_detections += 1;
+    }
+
+    pub(crate) fn answer_withheld(&self) {
+        self.lock().snapshot.answers_withheld += 1;
     }
 
     pub(crate) fn grace_reuse(&self) {

@@ -33,14 +33,15 @@ pub(crate) async fn oauth(shared: &Shared, req: Request<Incoming>) -> Reply {
             return body_error(e);
         }
     };
-    if let Some(fault) = shared.next_fault() {
+    let fault = shared.next_fault();
+    if let Some(fault) = fault {
         if let Some(reply) = inject::act(shared, fault, Flavor::OAuth).await {
             return reply;
         }
     }
     let (outcome, resp) = oauth_answer(shared, &parts.headers, &body);
     shared.stats.token_outcome(outcome);
-    Ok(resp)
+    inject::deliver(shared, fault, resp).await
 }
 
 fn oauth_answer(shared: &Shared, headers: &http::HeaderMap, body: &[u8]) -> (TokenOutcome, Resp) {
@@ -172,14 +173,15 @@ pub(crate) async fn json_refresh(shared: &Shared, req: Request<Incoming>) -> Rep
             return body_error(e);
         }
     };
-    if let Some(fault) = shared.next_fault() {
+    let fault = shared.next_fault();
+    if let Some(fault) = fault {
         if let Some(reply) = inject::act(shared, fault, Flavor::Json).await {
             return reply;
         }
     }
     let (outcome, resp) = json_answer(shared, &body);
     shared.stats.token_outcome(outcome);
-    Ok(resp)
+    inject::deliver(shared, fault, resp).await
 }
 
 fn json_answer(shared: &Shared, body: &[u8]) -> (TokenOutcome, Resp) {

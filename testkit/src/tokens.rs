@@ -16,6 +16,17 @@ use crate::config::ServerConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FamilyId(u64);
 
+impl FamilyId {
+    /// Reads what `Display` writes (`family-3`), or the bare number.
+    pub(crate) fn parse(s: &str) -> Option<FamilyId> {
+        let n = s.strip_prefix("family-").unwrap_or(s);
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n.parse().ok().map(FamilyId)
+    }
+}
+
 impl fmt::Display for FamilyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "family-{}", self.0)
@@ -274,6 +285,16 @@ impl TokenStore {
                 .map(|r| r.family)
                 .or_else(|| self.access.get(t).map(|a| a.family)),
         }
+    }
+
+    /// The refresh token the family would accept now without a reuse alarm; `None` if
+    /// the family is unknown, revoked or has no refresh token.
+    pub(crate) fn current_refresh(&self, id: FamilyId) -> Option<&str> {
+        let family = self.families.get(&id)?;
+        family
+            .current_refresh
+            .as_deref()
+            .filter(|_| !family.revoked)
     }
 
     /// Revokes a family and everything in it. Returns false if it was unknown or
