@@ -5,19 +5,18 @@ mod format;
 mod lock;
 
 pub use error::FileStoreError;
-pub use lock::FileLock;
 
-use reauth_core::{RefreshLock, SavedTokens, StoreError, TokenStore};
+use lock::FileLock;
+use reauth_core::{Expect, Lease, LeaseId, Lineage, Record, StoreError, Swap, TokenStore};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// How long a load waits for the lock before setting an unreadable file aside.
-const QUARANTINE_WAIT: Duration = Duration::from_secs(2);
+/// How long an operation waits for the file's short write lock: another process holds it
+/// only while it writes.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// Temporary files older than this are leftovers of a crashed writer and are removed (by
 /// the holder of the lock). A live write takes milliseconds.
 const TEMP_MAX_AGE: Duration = Duration::from_secs(60);
@@ -32,15 +31,21 @@ const TEMP_MAX_AGE: Duration = Duration::from_secs(60);
 ///   folder, syncs it, renames it over the token file and syncs the folder. A crash at
 ///   any moment leaves the old file or the new one, never a mix. A temporary file left by
 ///   a crash is ignored, and removed once it is a minute old.
-/// - **Unreadable files** (corrupt, truncated, written by a newer version) give a typed
-///   [`FileStoreError`]; the file is renamed aside as `<name>.corrupt-<unix-seconds>` for
-///   inspection, never silently overwritten, and a client starts logged out.
-/// - **Cross-process single-flight**: [`TokenStore::lock_refresh`] takes an exclusive
-///   lock on `<name>.lock` beside the file, waiting at most a deadline. The refreshing
-///   process re-reads the file under it and adopts tokens another process already rotated
-///   instead of presenting a rotated-away refresh token (which would revoke the session
-///   at servers with reuse detection). See
-///   [`driver::begin_refresh`](reauth_core::driver::begin_refresh).
+/// - **The session record**: the file holds the [`Record`]: the login's lineage, a
+///   version that grows with every write, and the tokens or a tombstone. A logout writes
+///   the tombstone, so every process sharing the file sees it and none brings the tokens
+///   back; a record of another login is never adopted.
+/// - **Compare-and-swap and the lease**: every write takes an exclusive lock on
+///   `<name>.lock` beside the file for as long as it writes, re-reads the record under it
+///   and writes only if it still holds what the writer expects. The refresh lease (one
+///   refreshing process at a time, with a time to live) is kept in the lock file, so a
+///   process killed mid-refresh frees it when its time runs out, and the record's
+///   version keeps one that overran it from overwriting newer tokens.
+/// - **Unreadable files** (corrupt, truncated) give a typed [`FileStoreError`]; the file
+///   is renamed aside as `<name>.corrupt-<unix-seconds>` for inspection, never silently
+///   overwritten, and a client starts logged out. A file **written by a newer build** is
+///   read-only for this one: it is never moved aside or overwritten, and the error says
+///   so ([`FileStoreError::FutureVersion`]).
 /// - **Permissions**: on Unix the token file and the lock file are `0600`, a folder it
 ///   creates is `0700`.
 ///
@@ -62,18 +67,21 @@ const TEMP_MAX_AGE: Duration = Duration::from_secs(60);
 /// # Ok(()) }
 /// ```
 ///
-/// The file (version 1):
+/// The file (format version 2; version 1 files are read and replaced on the next write):
 ///
 /// ```json
 /// {
 ///   "format": "reauth-tokens",
-///   "version": 1,
-///   "checksum": "crc32:<8 hex digits over the compact JSON of tokens>",
-///   "tokens": {
+///   "version": 2,
+///   "checksum": "crc32:<8 hex digits over the compact JSON of record>",
+///   "record": {
+///     "lineage": "<32 hex digits>",
+///     "version": 7,
 ///     "access_token": "…",
 ///     "refresh_token": "…",
 ///     "expires_at": 1767229200,
 ///     "scope": "read write",
+///     "logged_out": null,
 ///     "saved_at": 1767225600
 ///   }
 /// }
@@ -81,8 +89,6 @@ const TEMP_MAX_AGE: Duration = Duration::from_secs(60);
 pub struct FileStore {
     path: PathBuf,
     lock_path: PathBuf,
-    /// True while a [`FileLock`] of this store is alive (this process holds the lock).
-    holding: Arc<AtomicBool>,
     persist_pause: Option<Duration>,
 }
 
@@ -105,7 +111,6 @@ impl FileStore {
         Self {
             path,
             lock_path: lock_path.into(),
-            holding: Arc::new(AtomicBool::new(false)),
             persist_pause: None,
         }
     }
@@ -128,53 +133,61 @@ impl FileStore {
         self
     }
 
-    /// Reads the tokens: `Ok(None)` if there is no file. An unreadable file is renamed
-    /// aside (under the refresh lock, so a file another process is just replacing is not
-    /// mistaken for it) and reported with the new name.
-    pub fn read(&self) -> Result<Option<SavedTokens>, FileStoreError> {
-        let bytes = match self.read_bytes()? {
-            Some(bytes) => bytes,
+    /// Reads the record: `Ok(None)` if there is no file. An unreadable file is renamed
+    /// aside (under the lock, so a file another process is just replacing is not mistaken
+    /// for it) and reported with the new name; a newer build's file is left alone.
+    pub fn read_record(&self) -> Result<Option<Record>, FileStoreError> {
+        let first = match self.read_bytes()? {
             None => return Ok(None),
-        };
-        let first = match self.decode(&bytes) {
-            Ok(tokens) => return Ok(Some(tokens)),
-            Err(e) if !e.is_unreadable() => return Err(e),
-            Err(e) => e,
+            Some(bytes) => match self.decode(&bytes) {
+                Err(e) if e.is_unreadable() => e,
+                other => return other.map(Some),
+            },
         };
         // Look again under the lock: a writer may have just replaced the file.
-        let _lock = if self.holding.load(Ordering::SeqCst) {
-            None
-        } else {
-            match self.lock(QUARANTINE_WAIT) {
-                Ok(lock) => Some(lock),
-                // Cannot be sure it is still the bad file: report, keep it in place.
-                Err(_) => return Err(first),
-            }
-        };
-        let bytes = match self.read_bytes()? {
-            Some(bytes) => bytes,
-            None => return Ok(None),
-        };
-        match self.decode(&bytes) {
-            Ok(tokens) => Ok(Some(tokens)),
-            Err(mut e) => {
-                if e.is_unreadable() {
-                    if let Some(to) = self.quarantine()? {
-                        e.set_quarantined(to);
-                    }
-                }
-                Err(e)
-            }
+        match self.lock() {
+            Ok(lock) => self.read_locked(&lock),
+            // Cannot be sure it is still the bad file: report, keep it in place.
+            Err(_) => Err(first),
         }
     }
 
-    /// Replaces the tokens atomically. An unreadable file in the way is renamed aside
-    /// first, not overwritten.
-    pub fn write(&self, tokens: &SavedTokens) -> Result<(), FileStoreError> {
-        self.set_aside_if_unreadable()?;
+    /// Writes `record` if the file holds what `expect` says (under the lock, atomically);
+    /// otherwise returns what it holds. An unreadable file in the way is renamed aside
+    /// first (and counts as no record); a newer build's file is never overwritten.
+    pub fn write_record(&self, expect: Expect, record: &Record) -> Result<Swap, FileStoreError> {
+        let lock = self.lock()?;
+        let current = self.read_locked(&lock).or_else(|e| match e {
+            e if e.is_unreadable() => Ok(None),
+            e => Err(e),
+        })?;
+        if !expect.admits(current.as_ref()) {
+            return Ok(Swap::Conflict(current));
+        }
+        self.replace(record)?;
+        Ok(Swap::Written)
+    }
+
+    /// Reads the file while holding the lock: an unreadable file is set aside.
+    fn read_locked(&self, _lock: &FileLock) -> Result<Option<Record>, FileStoreError> {
+        let Some(bytes) = self.read_bytes()? else {
+            return Ok(None);
+        };
+        match self.decode(&bytes) {
+            Err(mut e) if e.is_unreadable() => {
+                if let Some(to) = self.quarantine()? {
+                    e.set_quarantined(to);
+                }
+                Err(e)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    /// Replaces the file atomically: a new `0600` temporary file, synced, renamed over it.
+    fn replace(&self, record: &Record) -> Result<(), FileStoreError> {
         let dir = self.dir();
-        create_dir(dir)?;
-        let bytes = format::encode(tokens, SystemTime::now());
+        let bytes = format::encode(record, SystemTime::now());
         let mut temp = tempfile::Builder::new()
             .prefix(&self.temp_prefix())
             .suffix(".tmp")
@@ -198,23 +211,36 @@ impl FileStore {
         sync_dir(dir)
     }
 
-    /// Deletes the token file (an unreadable one is renamed aside instead).
-    pub fn remove(&self) -> Result<(), FileStoreError> {
-        self.set_aside_if_unreadable()?;
-        match fs::remove_file(&self.path) {
-            Ok(()) => sync_dir(self.dir()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(FileStoreError::io(&self.path, "removing the token file", e)),
+    /// Takes the refresh lease for `ttl` unless another holder's lease is still running.
+    pub fn take_lease(&self, lineage: Lineage, ttl: Duration) -> Result<Lease, FileStoreError> {
+        let mut lock = self.lock()?;
+        let now = SystemTime::now();
+        if lock.lease()?.is_some_and(|held| held.expires_at > now) {
+            return Ok(Lease::Busy);
         }
+        let owner = LeaseId(lock::random_owner());
+        lock.set_lease(Some(&lock::Held {
+            lineage,
+            owner,
+            expires_at: now.checked_add(ttl).unwrap_or(now + lock::LONGEST_LEASE),
+        }))?;
+        Ok(Lease::Granted(owner))
     }
 
-    /// Takes the refresh lock shared by every process using this file, waiting at most
-    /// `wait` ([`FileStoreError::LockTimeout`] then). Released when the [`FileLock`] is
-    /// dropped, or by the operating system if the process dies. Also removes temporary
-    /// files that crashed writers left behind.
-    pub fn lock(&self, wait: Duration) -> Result<FileLock, FileStoreError> {
+    /// Gives the lease back, if `lease` still holds it.
+    pub fn give_back(&self, lease: LeaseId) -> Result<(), FileStoreError> {
+        let mut lock = self.lock()?;
+        if lock.lease()?.is_some_and(|held| held.owner == lease) {
+            lock.set_lease(None)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the file's write lock, which every writer of this file (in any process)
+    /// holds while it writes. Also removes temporary files that crashed writers left.
+    fn lock(&self) -> Result<FileLock, FileStoreError> {
         create_dir(self.dir())?;
-        let lock = lock::acquire(&self.lock_path, wait, &self.holding)?;
+        let lock = lock::acquire(&self.lock_path, LOCK_WAIT)?;
         self.remove_stale_temps();
         Ok(lock)
     }
@@ -252,18 +278,14 @@ impl FileStore {
         Ok(Some(bytes))
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<SavedTokens, FileStoreError> {
+    fn decode(&self, bytes: &[u8]) -> Result<Record, FileStoreError> {
         self.parse_bytes(bytes, SystemTime::now())
     }
 
-    /// What [`read`](Self::read) makes of a file's bytes, without touching the file: the
-    /// format, version, checksum and every field checked as of wall time `now`. For
-    /// tools and fuzzing; never panics, whatever the bytes.
-    pub fn parse_bytes(
-        &self,
-        bytes: &[u8],
-        now: SystemTime,
-    ) -> Result<SavedTokens, FileStoreError> {
+    /// What [`read_record`](Self::read_record) makes of a file's bytes, without touching
+    /// the file: the format, version, checksum and every field checked as of wall time
+    /// `now`. For tools and fuzzing; never panics, whatever the bytes.
+    pub fn parse_bytes(&self, bytes: &[u8], now: SystemTime) -> Result<Record, FileStoreError> {
         let path = self.path.clone();
         if bytes.len() as u64 > format::MAX_FILE_BYTES {
             return Err(FileStoreError::Corrupt {
@@ -281,7 +303,6 @@ impl FileStore {
                 path,
                 found,
                 supported: format::VERSION,
-                quarantined: None,
             },
             format::Bad::Corrupt(reason) => FileStoreError::Corrupt {
                 path,
@@ -291,19 +312,10 @@ impl FileStore {
         })
     }
 
-    /// The bytes [`write`](Self::write) would put in the file for `tokens`, saved at wall
-    /// time `now`.
-    pub fn to_bytes(tokens: &SavedTokens, now: SystemTime) -> Vec<u8> {
-        format::encode(tokens, now)
-    }
-
-    fn set_aside_if_unreadable(&self) -> Result<(), FileStoreError> {
-        if let Some(bytes) = self.read_bytes()? {
-            if self.decode(&bytes).is_err_and(|e| e.is_unreadable()) {
-                self.quarantine()?;
-            }
-        }
-        Ok(())
+    /// The bytes [`write_record`](Self::write_record) would put in the file for
+    /// `record`, saved at wall time `now`.
+    pub fn to_bytes(record: &Record, now: SystemTime) -> Vec<u8> {
+        format::encode(record, now)
     }
 
     /// Renames the token file to `<name>.corrupt-<unix-seconds>[-n]` in its folder.
@@ -369,20 +381,20 @@ impl FileStore {
 }
 
 impl TokenStore for FileStore {
-    fn load(&self) -> Result<Option<SavedTokens>, StoreError> {
-        Ok(self.read()?)
+    fn read(&self) -> Result<Option<Record>, StoreError> {
+        Ok(self.read_record()?)
     }
 
-    fn save(&self, tokens: &SavedTokens) -> Result<(), StoreError> {
-        Ok(self.write(tokens)?)
+    fn compare_and_swap(&self, expect: Expect, record: &Record) -> Result<Swap, StoreError> {
+        Ok(self.write_record(expect, record)?)
     }
 
-    fn clear(&self) -> Result<(), StoreError> {
-        Ok(self.remove()?)
+    fn lease(&self, lineage: Lineage, ttl: Duration) -> Result<Lease, StoreError> {
+        Ok(self.take_lease(lineage, ttl)?)
     }
 
-    fn lock_refresh(&self, wait: Duration) -> Result<Option<Box<dyn RefreshLock>>, StoreError> {
-        Ok(Some(Box::new(self.lock(wait)?)))
+    fn release(&self, _: Lineage, lease: LeaseId) -> Result<(), StoreError> {
+        Ok(self.give_back(lease)?)
     }
 }
 

@@ -20,7 +20,7 @@ pub use reauth_core::*;
 #[cfg(feature = "file-store")]
 mod file_store;
 #[cfg(feature = "file-store")]
-pub use file_store::{FileLock, FileStore, FileStoreError};
+pub use file_store::{FileStore, FileStoreError};
 
 /// The async adapter over reqwest and tokio ([`reauth_reqwest`]).
 #[cfg(feature = "reqwest")]

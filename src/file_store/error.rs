@@ -7,9 +7,10 @@ use std::time::Duration;
 
 /// A [`FileStore`](crate::FileStore) failed.
 ///
-/// An unreadable file ([`Corrupt`](Self::Corrupt), [`Truncated`](Self::Truncated),
-/// [`FutureVersion`](Self::FutureVersion)) is renamed aside, never overwritten, and the
-/// new name is in [`quarantined`](Self::quarantined); a client then starts logged out.
+/// An unreadable file ([`Corrupt`](Self::Corrupt), [`Truncated`](Self::Truncated)) is
+/// renamed aside, never overwritten, and the new name is in
+/// [`quarantined`](Self::quarantined); a client then starts logged out. A newer build's
+/// file ([`FutureVersion`](Self::FutureVersion)) is left exactly as it is.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FileStoreError {
@@ -33,11 +34,13 @@ pub enum FileStoreError {
         /// Where the bad file was moved, if it could be.
         quarantined: Option<PathBuf>,
     },
-    /// The file was written by a newer reauth, in a format this build cannot read.
+    /// The file was written by a newer reauth, in a format this build cannot read. It is
+    /// read-only for this build: never moved aside or overwritten. Upgrade this program,
+    /// or point it at another file.
     #[error(
-        "token file {}: format version {found} is newer than this build reads ({supported}){}",
-        path.display(),
-        aside(quarantined)
+        "token file {}: format version {found} is newer than this build reads ({supported}); \
+         left as it is (read-only for this build)",
+        path.display()
     )]
     FutureVersion {
         /// The token file.
@@ -46,10 +49,8 @@ pub enum FileStoreError {
         found: u64,
         /// The newest version this build reads.
         supported: u64,
-        /// Where the file was moved, if it could be.
-        quarantined: Option<PathBuf>,
     },
-    /// Another process held the refresh lock past the deadline.
+    /// Another process held the file's write lock past the deadline.
     #[error("lock {}: still held by another process after {waited:?}", path.display())]
     LockTimeout {
         /// The lock file.
@@ -89,27 +90,24 @@ impl FileStoreError {
     /// Where an unreadable file was moved for inspection, if it was.
     pub fn quarantined(&self) -> Option<&Path> {
         match self {
-            Self::Corrupt { quarantined, .. }
-            | Self::Truncated { quarantined, .. }
-            | Self::FutureVersion { quarantined, .. } => quarantined.as_deref(),
+            Self::Corrupt { quarantined, .. } | Self::Truncated { quarantined, .. } => {
+                quarantined.as_deref()
+            }
             _ => None,
         }
     }
 
-    /// True for an unreadable file (corrupt, truncated, newer version): logging in again
-    /// is the remedy, retrying is not.
+    /// True for a damaged file (corrupt, truncated): it is set aside, and logging in again
+    /// is the remedy, retrying is not. A newer build's file is not damaged.
     pub fn is_unreadable(&self) -> bool {
-        matches!(
-            self,
-            Self::Corrupt { .. } | Self::Truncated { .. } | Self::FutureVersion { .. }
-        )
+        matches!(self, Self::Corrupt { .. } | Self::Truncated { .. })
     }
 
     pub(crate) fn set_quarantined(&mut self, to: PathBuf) {
         match self {
-            Self::Corrupt { quarantined, .. }
-            | Self::Truncated { quarantined, .. }
-            | Self::FutureVersion { quarantined, .. } => *quarantined = Some(to),
+            Self::Corrupt { quarantined, .. } | Self::Truncated { quarantined, .. } => {
+                *quarantined = Some(to)
+            }
             _ => {}
         }
     }
@@ -121,9 +119,10 @@ impl FileStoreError {
 impl From<FileStoreError> for StoreError {
     fn from(e: FileStoreError) -> Self {
         let kind = match &e {
-            FileStoreError::Corrupt { .. }
-            | FileStoreError::Truncated { .. }
-            | FileStoreError::FutureVersion { .. } => StoreErrorKind::Corrupt,
+            FileStoreError::Corrupt { .. } | FileStoreError::Truncated { .. } => {
+                StoreErrorKind::Corrupt
+            }
+            FileStoreError::FutureVersion { .. } => StoreErrorKind::NewerFormat,
             FileStoreError::LockTimeout { .. } => StoreErrorKind::LockTimeout,
             FileStoreError::Io { .. } => StoreErrorKind::Io,
         };

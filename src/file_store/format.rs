@@ -1,40 +1,51 @@
-//! The token file's format, version 1: JSON, with the expiry as UNIX seconds and a CRC-32
-//! over the payload.
+//! The token file's format, version 2: JSON holding the session record (lineage, record
+//! version, and the tokens or a tombstone), with the expiry as UNIX seconds and a CRC-32
+//! over the record.
 //!
 //! ```json
 //! {
 //!   "format": "reauth-tokens",
-//!   "version": 1,
+//!   "version": 2,
 //!   "checksum": "crc32:1c291ca3",
-//!   "tokens": {
+//!   "record": {
+//!     "lineage": "8f1c…(32 hex digits)",
+//!     "version": 7,
 //!     "access_token": "…",
 //!     "refresh_token": "…",
 //!     "expires_at": 1767229200,
 //!     "scope": "read write",
+//!     "logged_out": null,
 //!     "saved_at": 1767225600
 //!   }
 //! }
 //! ```
 //!
-//! The checksum is over the compact JSON serialization of `tokens` (fixed field order, no
-//! floats, so it is the same on every platform), not over the file's bytes: re-indenting
-//! the file keeps it valid, changing any value does not. `refresh_token`, `expires_at` and
-//! `scope` may be `null`. Unknown fields are refused: a later format that needs new fields
-//! gets a new `version`, which older readers report as
-//! [`FileStoreError::FutureVersion`](super::FileStoreError::FutureVersion).
+//! A logged-out record has `"logged_out": "<reason>"` and no tokens. The checksum is over
+//! the compact JSON serialization of `record` (fixed field order, no floats, so it is the
+//! same on every platform), not over the file's bytes: re-indenting the file keeps it
+//! valid, changing any value does not. Unknown fields are refused: a later format that
+//! needs new fields gets a new `version`, which older readers report as
+//! [`FileStoreError::FutureVersion`](super::FileStoreError::FutureVersion) and never
+//! touch. Version 1 files (tokens only, from before the session record) are read as
+//! [`LEGACY`]'s record at version 0, so every process reading one agrees on it, and the
+//! first write replaces it with version 2.
 
-use reauth_core::{AccessToken, RefreshToken, SavedTokens, MAX_LIFETIME};
+use reauth_core::{
+    AccessToken, Entry, Lineage, Record, RefreshToken, SavedTokens, Tombstone, MAX_LIFETIME,
+};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The `format` field: marks the file as ours.
 pub(crate) const FORMAT: &str = "reauth-tokens";
 /// The version this build writes, and the newest it reads.
-pub(crate) const VERSION: u64 = 1;
+pub(crate) const VERSION: u64 = 2;
 /// Larger files are not token files: refused without reading them whole.
 pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// Clock skew tolerated between the writer and the reader.
 const SKEW: Duration = Duration::from_secs(24 * 3600);
+/// The lineage of a version 1 file's tokens.
+pub(crate) const LEGACY: Lineage = Lineage::from_u128(0);
 
 /// Why the bytes are not a valid token file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +63,28 @@ pub(crate) enum Bad {
 struct Header {
     format: Option<String>,
     version: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV2 {
+    format: String,
+    version: u64,
+    checksum: String,
+    record: PayloadV2,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadV2 {
+    lineage: String,
+    version: u64,
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_at: Option<u64>,
+    scope: Option<String>,
+    logged_out: Option<String>,
+    saved_at: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,26 +110,35 @@ fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn checksum(payload: &PayloadV1) -> String {
+fn checksum(payload: &impl Serialize) -> String {
     let bytes = serde_json::to_vec(payload).expect("a struct of strings and integers serializes");
     format!("crc32:{:08x}", crc32fast::hash(&bytes))
 }
 
-/// The file's bytes for `tokens`, saved at wall time `now`.
-pub(crate) fn encode(tokens: &SavedTokens, now: SystemTime) -> Vec<u8> {
-    let payload = PayloadV1 {
-        access_token: tokens.access_token.secret().to_owned(),
-        refresh_token: tokens.refresh_token.as_ref().map(|r| r.secret().to_owned()),
+/// The file's bytes for `record`, saved at wall time `now`.
+pub(crate) fn encode(record: &Record, now: SystemTime) -> Vec<u8> {
+    let (tokens, logged_out) = match &record.entry {
+        Entry::Tokens(t) => (Some(t), None),
+        Entry::LoggedOut(t) => (None, Some(t.as_str().to_owned())),
+    };
+    let payload = PayloadV2 {
+        lineage: record.lineage.to_string(),
+        version: record.version,
+        access_token: tokens.map(|t| t.access_token.secret().to_owned()),
+        refresh_token: tokens
+            .and_then(|t| t.refresh_token.as_ref())
+            .map(|r| r.secret().to_owned()),
         // Rounded down: a token is never believed to live longer than it does.
-        expires_at: tokens.expires_at.map(unix_secs),
-        scope: tokens.scope.clone(),
+        expires_at: tokens.and_then(|t| t.expires_at).map(unix_secs),
+        scope: tokens.and_then(|t| t.scope.clone()),
+        logged_out,
         saved_at: unix_secs(now),
     };
-    let file = FileV1 {
+    let file = FileV2 {
         format: FORMAT.to_owned(),
         version: VERSION,
         checksum: checksum(&payload),
-        tokens: payload,
+        record: payload,
     };
     let mut bytes =
         serde_json::to_vec_pretty(&file).expect("a struct of strings and integers serializes");
@@ -105,7 +147,7 @@ pub(crate) fn encode(tokens: &SavedTokens, now: SystemTime) -> Vec<u8> {
 }
 
 /// Reads and checks a token file read at wall time `now`.
-pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<SavedTokens, Bad> {
+pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<Record, Bad> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Bad::Truncated);
     }
@@ -116,43 +158,108 @@ pub(crate) fn decode(bytes: &[u8], now: SystemTime) -> Result<SavedTokens, Bad> 
         )));
     }
     match header.version {
-        None => return Err(Bad::Corrupt("no format version".into())),
-        Some(v) if v > VERSION => return Err(Bad::FutureVersion(v)),
-        Some(VERSION) => {}
-        Some(v) => return Err(Bad::Corrupt(format!("unknown format version {v}"))),
+        None => Err(Bad::Corrupt("no format version".into())),
+        Some(v) if v > VERSION => Err(Bad::FutureVersion(v)),
+        Some(VERSION) => {
+            let file: FileV2 = serde_json::from_slice(bytes).map_err(json_error)?;
+            if file.checksum != checksum(&file.record) {
+                return Err(altered());
+            }
+            validate_v2(file.record, now)
+        }
+        Some(1) => {
+            let file: FileV1 = serde_json::from_slice(bytes).map_err(json_error)?;
+            if file.checksum != checksum(&file.tokens) {
+                return Err(altered());
+            }
+            let p = file.tokens;
+            let tokens = validate_tokens(
+                Some(p.access_token),
+                p.refresh_token,
+                p.expires_at,
+                p.scope,
+                p.saved_at,
+                now,
+            )?;
+            Ok(Record {
+                lineage: LEGACY,
+                version: 0,
+                entry: Entry::Tokens(tokens),
+            })
+        }
+        Some(v) => Err(Bad::Corrupt(format!("unknown format version {v}"))),
     }
-    let file: FileV1 = serde_json::from_slice(bytes).map_err(json_error)?;
-    if file.checksum != checksum(&file.tokens) {
-        return Err(Bad::Corrupt(
-            "checksum mismatch: the tokens were altered or damaged".into(),
-        ));
-    }
-    validate(file.tokens, now)
+}
+
+fn altered() -> Bad {
+    Bad::Corrupt("checksum mismatch: the record was altered or damaged".into())
+}
+
+fn corrupt(what: &str, why: &dyn std::fmt::Display) -> Bad {
+    Bad::Corrupt(format!("{what}: {why}"))
+}
+
+fn validate_v2(p: PayloadV2, now: SystemTime) -> Result<Record, Bad> {
+    let lineage =
+        Lineage::parse(&p.lineage).ok_or_else(|| corrupt("lineage", &"not 32 hex digits"))?;
+    let entry = match p.logged_out {
+        Some(reason) => {
+            if p.access_token.is_some() || p.refresh_token.is_some() {
+                return Err(corrupt(
+                    "logged_out",
+                    &"a tombstone that still holds tokens",
+                ));
+            }
+            if p.saved_at > unix_secs(now).saturating_add(SKEW.as_secs()) {
+                return Err(corrupt("saved_at", &"in the future"));
+            }
+            Entry::LoggedOut(Tombstone::parse(&reason))
+        }
+        None => Entry::Tokens(validate_tokens(
+            p.access_token,
+            p.refresh_token,
+            p.expires_at,
+            p.scope,
+            p.saved_at,
+            now,
+        )?),
+    };
+    Ok(Record {
+        lineage,
+        version: p.version,
+        entry,
+    })
 }
 
 /// Every field, checked as the rest of reauth would: the tokens must be sendable, the
 /// times plausible.
-fn validate(p: PayloadV1, now: SystemTime) -> Result<SavedTokens, Bad> {
-    let corrupt = |what: &str, why: &dyn std::fmt::Display| Bad::Corrupt(format!("{what}: {why}"));
-    let access_token = AccessToken::new(p.access_token).map_err(|e| corrupt("access_token", &e))?;
-    let refresh_token = p
-        .refresh_token
+fn validate_tokens(
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_at: Option<u64>,
+    scope: Option<String>,
+    saved_at: u64,
+    now: SystemTime,
+) -> Result<SavedTokens, Bad> {
+    let access_token = access_token.ok_or_else(|| corrupt("access_token", &"missing"))?;
+    let access_token = AccessToken::new(access_token).map_err(|e| corrupt("access_token", &e))?;
+    let refresh_token = refresh_token
         .map(RefreshToken::new)
         .transpose()
         .map_err(|e| corrupt("refresh_token", &e))?;
     let latest = unix_secs(now).saturating_add((MAX_LIFETIME + SKEW).as_secs());
-    if p.saved_at > unix_secs(now).saturating_add(SKEW.as_secs()) {
+    if saved_at > unix_secs(now).saturating_add(SKEW.as_secs()) {
         return Err(corrupt("saved_at", &"in the future"));
     }
-    let expires_at = match p.expires_at {
+    let expires_at = match expires_at {
         None => None,
-        Some(at) if at < p.saved_at => {
+        Some(at) if at < saved_at => {
             return Err(corrupt("expires_at", &"before the tokens were saved"))
         }
         Some(at) if at > latest => return Err(corrupt("expires_at", &"implausibly far away")),
         Some(at) => Some(UNIX_EPOCH + Duration::from_secs(at)),
     };
-    if let Some(scope) = &p.scope {
+    if let Some(scope) = &scope {
         if scope.len() > 4096 || scope.chars().any(char::is_control) {
             return Err(corrupt("scope", &"not a scope string"));
         }
@@ -161,7 +268,7 @@ fn validate(p: PayloadV1, now: SystemTime) -> Result<SavedTokens, Bad> {
         access_token,
         refresh_token,
         expires_at,
-        scope: p.scope,
+        scope,
     })
 }
 
@@ -186,12 +293,16 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000)
     }
 
-    fn tokens() -> SavedTokens {
-        SavedTokens {
-            access_token: AccessToken::new("SECRET-A").unwrap(),
-            refresh_token: Some(RefreshToken::new("SECRET-R").unwrap()),
-            expires_at: Some(now() + Duration::from_millis(3_600_900)),
-            scope: Some("read write".into()),
+    fn tokens() -> Record {
+        Record {
+            lineage: Lineage::from_u128(0xabc),
+            version: 3,
+            entry: Entry::Tokens(SavedTokens {
+                access_token: AccessToken::new("SECRET-A").unwrap(),
+                refresh_token: Some(RefreshToken::new("SECRET-R").unwrap()),
+                expires_at: Some(now() + Duration::from_millis(3_600_900)),
+                scope: Some("read write".into()),
+            }),
         }
     }
 
@@ -199,11 +310,47 @@ mod tests {
     fn round_trips_with_the_expiry_rounded_down() {
         let bytes = encode(&tokens(), now());
         let back = decode(&bytes, now()).unwrap();
-        assert_eq!(back.expires_at, Some(now() + Duration::from_secs(3600)));
-        assert_eq!(back.refresh_token, tokens().refresh_token);
+        assert_eq!((back.lineage, back.version), (Lineage::from_u128(0xabc), 3));
+        let t = back.tokens().unwrap();
+        assert_eq!(t.expires_at, Some(now() + Duration::from_secs(3600)));
+        assert_eq!(t.refresh_token, tokens().tokens().unwrap().refresh_token);
         let text = String::from_utf8(bytes).unwrap();
-        assert!(text.contains("\"version\": 1"), "{text}");
+        assert!(text.contains("\"version\": 2"), "{text}");
         assert!(text.contains("\"expires_at\": 1800003600"), "{text}");
+        let tombstone = Record {
+            entry: Entry::LoggedOut(Tombstone::RefreshRejected),
+            ..tokens()
+        };
+        let back = decode(&encode(&tombstone, now()), now()).unwrap();
+        assert_eq!(back, tombstone);
+    }
+
+    #[test]
+    fn a_version_1_file_reads_as_the_legacy_lineage_at_version_0() {
+        let payload = PayloadV1 {
+            access_token: "SECRET-A".into(),
+            refresh_token: Some("SECRET-R".into()),
+            expires_at: Some(1_800_003_600),
+            scope: None,
+            saved_at: 1_800_000_000,
+        };
+        let file = FileV1 {
+            format: FORMAT.into(),
+            version: 1,
+            checksum: checksum(&payload),
+            tokens: payload,
+        };
+        let back = decode(&serde_json::to_vec(&file).unwrap(), now()).unwrap();
+        assert_eq!((back.lineage, back.version), (LEGACY, 0));
+        assert_eq!(
+            back.tokens()
+                .unwrap()
+                .refresh_token
+                .as_ref()
+                .unwrap()
+                .secret(),
+            "SECRET-R"
+        );
     }
 
     #[test]
@@ -218,7 +365,7 @@ mod tests {
         assert_eq!(
             decode(edited.as_bytes(), now()),
             Err(Bad::Corrupt(
-                "checksum mismatch: the tokens were altered or damaged".into()
+                "checksum mismatch: the record was altered or damaged".into()
             ))
         );
     }
@@ -241,7 +388,7 @@ mod tests {
             let mut value: serde_json::Value =
                 serde_json::from_str(&text.replace(from, to)).unwrap();
             // Re-seal, so only the field check can object.
-            let payload: PayloadV1 = serde_json::from_value(value["tokens"].clone()).unwrap();
+            let payload: PayloadV2 = serde_json::from_value(value["record"].clone()).unwrap();
             value["checksum"] = checksum(&payload).into();
             decode(&serde_json::to_vec(&value).unwrap(), now())
         };

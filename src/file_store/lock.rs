@@ -1,54 +1,106 @@
-//! The cross-process refresh lock: an exclusive advisory lock on a side file, taken by
-//! polling `try_lock` until a deadline.
+//! The token file's write lock, and the refresh lease kept inside the lock file.
 //!
-//! std's `File::try_lock` (Rust 1.89+) is `flock(LOCK_EX | LOCK_NB)` on Unix and
-//! `LockFileEx` on Windows. Both are released by the operating system when the process
-//! dies, `kill -9` included, so a crashed refresher never leaves the lock behind, and both
-//! conflict between two open handles of one process too, so two clients of one process
-//! serialise like two processes. A blocking `lock()` has no timeout and cannot be
-//! interrupted without signals, hence the polling. The lock is advisory: only processes
-//! that use it coordinate (every reauth `FileStore` does). On network file systems the
-//! lock is only as good as the file system's `flock` support.
+//! The lock is an exclusive advisory lock on a side file, taken by polling `try_lock`
+//! until a deadline. std's `File::try_lock` (Rust 1.89+) is `flock(LOCK_EX | LOCK_NB)` on
+//! Unix and `LockFileEx` on Windows. Both are released by the operating system when the
+//! process dies, `kill -9` included, and both conflict between two open handles of one
+//! process too, so two clients of one process serialise like two processes. A blocking
+//! `lock()` has no timeout, hence the polling. Every operation holds it only while it
+//! reads and writes; the refresh itself runs under the *lease*, a line in the lock file
+//! naming its holder and when it runs out, so a holder that dies or hangs frees it when
+//! its time is up. On network file systems the lock is only as good as the file
+//! system's `flock` support.
 
 use super::FileStoreError;
-use reauth_core::RefreshLock;
+use reauth_core::{LeaseId, Lineage};
 use std::fs::{File, OpenOptions, TryLockError};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// First pause between two tries; it doubles up to [`MAX_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
 /// Longest pause between two tries: a waiter notices a released lock within this.
 const MAX_PAUSE: Duration = Duration::from_millis(20);
+/// Used when a lease's time to live does not fit in a `SystemTime`.
+pub(crate) const LONGEST_LEASE: Duration = Duration::from_secs(24 * 3600);
 
-/// The refresh lock of a [`FileStore`](crate::FileStore), held until dropped.
+/// The lock file, locked until dropped.
 #[derive(Debug)]
-pub struct FileLock {
+pub(crate) struct FileLock {
     file: File,
     path: PathBuf,
-    holding: Arc<AtomicBool>,
+}
+
+/// A lease as the lock file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) lineage: Lineage,
+    pub(crate) owner: LeaseId,
+    pub(crate) expires_at: SystemTime,
 }
 
 impl FileLock {
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The lease written in the lock file. Anything unreadable (a writer killed mid-line,
+    /// an older build's empty file) is no lease.
+    pub(crate) fn lease(&mut self) -> Result<Option<Held>, FileStoreError> {
+        let mut text = String::new();
+        self.file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| (&self.file).take(256).read_to_string(&mut text))
+            .map_err(|e| FileStoreError::io(&self.path, "reading the lease", e))?;
+        let mut words = text.split_whitespace();
+        let parsed = (|| {
+            if words.next()? != "lease" {
+                return None;
+            }
+            let lineage = Lineage::parse(words.next()?)?;
+            let owner = u128::from_str_radix(words.next()?, 16).ok()?;
+            let millis = words.next()?.parse::<u64>().ok()?;
+            Some(Held {
+                lineage,
+                owner: LeaseId(owner),
+                expires_at: UNIX_EPOCH + Duration::from_millis(millis),
+            })
+        })();
+        Ok(parsed)
+    }
+
+    /// Writes (or with `None`, clears) the lease.
+    pub(crate) fn set_lease(&mut self, held: Option<&Held>) -> Result<(), FileStoreError> {
+        let line = held.map_or_else(String::new, |h| {
+            let millis = h
+                .expires_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            format!("lease {} {:032x} {millis}\n", h.lineage, h.owner.0)
+        });
+        (|| {
+            self.file.set_len(0)?;
+            self.file.seek(SeekFrom::Start(0))?;
+            self.file.write_all(line.as_bytes())?;
+            self.file.sync_data()
+        })()
+        .map_err(|e| FileStoreError::io(&self.path, "writing the lease", e))
     }
 }
 
-impl RefreshLock for FileLock {}
-
 impl Drop for FileLock {
     fn drop(&mut self) {
-        self.holding.store(false, Ordering::SeqCst);
         // Closing the file releases the lock too; unlocking first just says so.
         let _ = self.file.unlock();
     }
 }
 
-pub(crate) fn open(path: &Path) -> Result<File, FileStoreError> {
+/// An owner id for a new lease: unique enough that two holders never share one.
+pub(crate) fn random_owner() -> u128 {
+    let state = RandomState::new();
+    let salt = (std::process::id(), Instant::now());
+    u128::from(state.hash_one(salt)) << 64 | u128::from(state.hash_one((salt, 1u8)))
+}
+
+fn open(path: &Path) -> Result<File, FileStoreError> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -58,13 +110,8 @@ pub(crate) fn open(path: &Path) -> Result<File, FileStoreError> {
         .map_err(|e| FileStoreError::io(path, "opening the lock file", e))
 }
 
-/// Takes the lock at `path`, trying until `wait` has passed. `holding` is set while the
-/// returned lock lives.
-pub(crate) fn acquire(
-    path: &Path,
-    wait: Duration,
-    holding: &Arc<AtomicBool>,
-) -> Result<FileLock, FileStoreError> {
+/// Takes the lock at `path`, trying until `wait` has passed.
+pub(crate) fn acquire(path: &Path, wait: Duration) -> Result<FileLock, FileStoreError> {
     let file = open(path)?;
     let start = Instant::now();
     let mut pause = FIRST_PAUSE;
@@ -87,10 +134,8 @@ pub(crate) fn acquire(
             }
         }
     }
-    holding.store(true, Ordering::SeqCst);
     Ok(FileLock {
         file,
         path: path.to_owned(),
-        holding: holding.clone(),
     })
 }

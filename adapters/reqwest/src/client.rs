@@ -1,19 +1,18 @@
 //! The client wrapper: reqwest's API, with the session in front of every request.
 
+use crate::drive::{Built, Parts, Shared, Transport};
 use crate::error::{BuildError, Error};
 use crate::middleware::AuthMiddleware;
-use crate::shared::{Built, Parts, Shared, Transport};
 use crate::source::Source;
 use futures_util::future::Either;
 use reauth_core::protocol::OAuth2Grant;
 use reauth_core::{
-    Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Session, Snapshot,
-    StoreError, TokenSet, TokenStore,
+    Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Snapshot, StoreError,
+    TokenSet, TokenStore,
 };
 use reqwest::{IntoUrl, Method, Request, Response};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 /// A reqwest client that keeps itself authenticated. Cheap to clone: clones share one
@@ -99,15 +98,14 @@ impl Client {
 
     /// Installs tokens from a login; queued requests resume with them.
     pub fn login(&self, tokens: TokenSet) {
-        self.shared
-            .with_hub(|hub, now| hub.session_mut().login(now, tokens));
+        self.shared.with_hub(|d, now| d.session.login(now, tokens));
     }
 
-    /// Logs out: queued requests fail, the store is cleared, nothing is sent with a token
-    /// until the next [`login`](Self::login).
+    /// Logs out: queued requests fail, the store gets a tombstone (so every process
+    /// sharing it is logged out too, for good), nothing is sent with a token until the
+    /// next [`login`](Self::login).
     pub fn logout(&self) {
-        self.shared
-            .with_hub(|hub, now| hub.session_mut().logout(now));
+        self.shared.with_hub(|d, now| d.session.logout(now));
     }
 
     /// The token state, without secrets.
@@ -227,7 +225,7 @@ impl ClientBuilder {
         if let Some(requires) = source.requires_refresh_token() {
             config.requires_refresh_token = requires;
         }
-        config.seed = self.seed.unwrap_or_else(reauth_core::driver::random_seed);
+        config.seed = self.seed.unwrap_or_else(reauth_drive::random_seed);
         let token_http = match self.token_http {
             Some(c) => c,
             None => reqwest::Client::builder()
@@ -236,31 +234,19 @@ impl ClientBuilder {
                 .map_err(BuildError::TokenClient)?,
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let (saved, load_error) = match store.load() {
-            Ok(saved) => (saved, None),
-            Err(e) => {
-                // Unreadable tokens are no tokens: start logged out, never panic.
-                tracing::warn!(error = %e, "reauth token store unreadable: starting logged out");
-                (None, Some(e))
-            }
-        };
+        let opened = reauth_drive::open(config, &*store);
         let shared = Shared::start(Parts {
-            session: Session::new(config),
+            session: opened.session,
             store,
             source,
             token_http,
             runtime,
             allow_insecure_http: self.allow_insecure_http,
         });
-        if let Some(saved) = saved {
-            let tokens = saved.to_token_set(SystemTime::now());
-            // Not written back: another process may have rotated them since.
-            shared.with_hub(|hub, now| hub.restore(now, tokens));
-        }
         Ok(Client {
             shared,
             http: self.http,
-            load_error,
+            load_error: opened.load_error,
         })
     }
 }

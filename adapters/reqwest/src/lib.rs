@@ -56,10 +56,9 @@
 #![warn(missing_docs)]
 
 mod client;
+mod drive;
 mod error;
 mod middleware;
-mod refresh;
-mod shared;
 mod source;
 
 pub use client::{Client, ClientBuilder, RequestBuilder};

@@ -1,7 +1,7 @@
 //! The same behaviour as a `reqwest_middleware::Middleware`.
 
+use crate::drive::{Built, Shared, Transport};
 use crate::error::Error;
-use crate::shared::{Built, Shared, Transport};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};

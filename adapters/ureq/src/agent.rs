@@ -2,22 +2,22 @@
 
 use crate::body::RequestBody;
 use crate::direct::Direct;
+use crate::drive::{Parts, Shared};
 use crate::error::{BuildError, Error};
 use crate::events::{Callback, Events};
 use crate::middleware::AuthMiddleware;
-use crate::shared::{Parts, Shared};
 use crate::source::Source;
 use http::{HeaderName, HeaderValue, Method, Uri};
-use reauth_core::driver::random_seed;
 use reauth_core::protocol::OAuth2Grant;
 use reauth_core::{
-    Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Session, Snapshot,
-    TokenSet, TokenStore,
+    Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Snapshot, TokenSet,
+    TokenStore,
 };
+use reauth_drive::random_seed;
 use std::marker::PhantomData;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use ureq::http::{request, Request, Response};
 use ureq::typestate::{WithBody, WithoutBody};
 use ureq::Body;
@@ -187,15 +187,13 @@ impl Agent {
     /// Installs tokens from a login; queued requests resume with them. Tokens that have
     /// already expired are refreshed first, on this thread.
     pub fn login(&self, tokens: TokenSet) {
-        self.shared
-            .with_hub(|hub, now| hub.session_mut().login(now, tokens));
+        self.shared.with_hub(|d, now| d.session.login(now, tokens));
     }
 
     /// Logs out: queued requests fail, the store is cleared, nothing is sent with a token
     /// until the next [`login`](Self::login).
     pub fn logout(&self) {
-        self.shared
-            .with_hub(|hub, now| hub.session_mut().logout(now));
+        self.shared.with_hub(|d, now| d.session.logout(now));
     }
 
     /// Why the token store could not be read when the agent was built (a corrupt file,
@@ -334,16 +332,9 @@ impl AgentBuilder {
                 .new_agent()
         });
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-        let (saved, load_error) = match store.load() {
-            Ok(saved) => (saved, None),
-            Err(e) => {
-                // Unreadable tokens are no tokens: start logged out, never panic.
-                tracing::warn!(error = %e, "reauth token store unreadable: starting logged out");
-                (None, Some(Arc::new(e)))
-            }
-        };
+        let opened = reauth_drive::open(config, &*store);
         let shared = Arc::new(Shared::new(Parts {
-            session: Session::new(config),
+            session: opened.session,
             store,
             events: Events::new(self.callbacks),
             source,
@@ -351,12 +342,12 @@ impl AgentBuilder {
             http: self.http,
             allow_insecure_http: self.allow_insecure_http,
         }));
-        if let Some(saved) = saved {
-            let tokens = saved.to_token_set(SystemTime::now());
-            // Not written back: another process may have rotated them since.
-            shared.with_hub(|hub, now| hub.restore(now, tokens));
-        }
-        Ok(Agent { shared, load_error })
+        // Taking the session up from the store may have left work (an expired token).
+        shared.with_hub(|_, _| ());
+        Ok(Agent {
+            shared,
+            load_error: opened.load_error.map(Arc::new),
+        })
     }
 }
 

@@ -2,9 +2,9 @@
 //! again, and follows redirects itself so the credential reaches allowed origins only.
 
 use crate::body::{ByHand, Head, RequestBody, Tweak};
+use crate::drive::{Sent, Transport};
 use crate::error::Error;
 use crate::redirect::{is_redirect, next_hop};
-use crate::shared::{Sent, Transport};
 use http::{HeaderValue, Method, Uri};
 use reauth_core::Origin;
 use std::time::Duration;

@@ -98,11 +98,11 @@
 mod agent;
 mod body;
 mod direct;
+mod drive;
 mod error;
 mod events;
 mod middleware;
 mod redirect;
-mod shared;
 mod source;
 mod wait;
 

@@ -2,8 +2,8 @@
 //! cannot replay.
 
 use crate::direct::status_as_error;
+use crate::drive::{Sent, Shared, Transport};
 use crate::error::Error;
-use crate::shared::{Sent, Shared, Transport};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Uri};
 use std::sync::Arc;

@@ -49,7 +49,7 @@ fn no_token_text_in_trace_logs() {
             storm(&s.agent, &s.server.api_url("items/1"), 50),
             vec![Ok(200); 50]
         );
-        let rotated = s.store.load().unwrap().expect("tokens were persisted");
+        let rotated = stored(&s.store).expect("tokens were persisted");
         secrets.push(rotated.access_token.secret().to_owned());
         secrets.push(rotated.refresh_token.expect("rotated").secret().to_owned());
         // A redirect, through the agent and through the middleware.

@@ -4,7 +4,10 @@
 
 use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
 use reauth_core::protocol::OAuth2Grant;
-use reauth_core::{AccessToken, Config, MemoryStore, Origin, RefreshToken, TokenSet};
+use reauth_core::{
+    AccessToken, Config, Entry, MemoryStore, Origin, RefreshToken, SavedTokens, TokenSet,
+    TokenStore,
+};
 use reauth_reqwest::Client;
 use reauth_testkit::{IssuedTokens, ServerConfig, TestServer};
 use std::future::Future;
@@ -115,4 +118,21 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The tokens the store's record holds, if it holds tokens.
+pub fn stored(store: &MemoryStore) -> Option<SavedTokens> {
+    store.read().unwrap().and_then(|r| r.tokens().cloned())
+}
+
+/// True once the store's record is a tombstone. The adapter writes it from a task of its
+/// own, so this waits for it (bounded).
+pub async fn tombstoned(store: &MemoryStore) -> bool {
+    for _ in 0..500 {
+        if let Some(Entry::LoggedOut(_)) = store.read().unwrap().map(|r| r.entry) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }

@@ -5,7 +5,10 @@
 
 use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
 use reauth_core::protocol::OAuth2Grant;
-use reauth_core::{AccessToken, Config, MemoryStore, Origin, RefreshToken, TokenSet};
+use reauth_core::{
+    AccessToken, Config, Entry, MemoryStore, Origin, RefreshToken, SavedTokens, TokenSet,
+    TokenStore,
+};
 use reauth_testkit::{IssuedTokens, ServerConfig, TestServer};
 use reauth_ureq::Agent;
 use std::ops::Deref;
@@ -190,4 +193,18 @@ pub fn storm_with<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
             .collect();
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     })
+}
+
+/// The tokens the store's record holds, if it holds tokens.
+pub fn stored(store: &MemoryStore) -> Option<SavedTokens> {
+    store.read().unwrap().and_then(|r| r.tokens().cloned())
+}
+
+/// True if the store's record is a tombstone. The blocking adapter writes it on the
+/// thread that learnt of the logout, before that thread returns.
+pub fn tombstoned(store: &MemoryStore) -> bool {
+    matches!(
+        store.read().unwrap().map(|r| r.entry),
+        Some(Entry::LoggedOut(_))
+    )
 }

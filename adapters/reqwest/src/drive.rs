@@ -1,16 +1,19 @@
-//! The drive loop: the core behind a short mutex, its effects carried out outside it, the
-//! request loop, the refresh task and the timer task.
+//! The drive loop over tokio: the request loop, the refresh and store tasks, the timer
+//! task. Everything that is not I/O comes from `reauth_drive`.
 
 use crate::error::Error;
 use crate::source::Source;
-use reauth_core::driver::{Effects, Hub, Next};
-use reauth_core::{Attempt, Event, Session, TokenStore, WaiterId};
+use reauth_core::{
+    Admission, Attempt, Event, RefreshError, RefreshErrorKind, RefreshOutcome, Session,
+    StoreCommand, StoreError, StoreOpId, TokenStore, Verdict, WaiterId,
+};
+use reauth_drive::{carry_out, Drive, Hub, Io, Refresh};
 use reqwest::{Request, Response};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, oneshot, Notify};
-use tracing::{debug, info, trace, warn, Instrument};
+use tracing::{debug, trace, Instrument};
 
 type Wake = oneshot::Sender<Result<Attempt, reauth_core::Error>>;
 
@@ -18,29 +21,38 @@ type Wake = oneshot::Sender<Result<Attempt, reauth_core::Error>>;
 /// fails the waiter first; this only guards against a bug leaving it parked forever.
 const WAIT_SLACK: Duration = Duration::from_secs(5);
 
+/// What a request does next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Send with this attempt's credential.
+    Send(Attempt),
+    /// Send without any credential (the origin is not on the allow-list).
+    SendAnonymous,
+    /// Hand the response just received to the caller.
+    Deliver,
+    /// Fail the request.
+    Fail(reauth_core::Error),
+}
+
 /// How a request reaches the network: the plain client, or the rest of a middleware chain.
 pub(crate) trait Transport {
     fn send(&mut self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send;
 }
 
 pub(crate) struct Shared {
-    hub: Mutex<Hub<Wake>>,
-    /// Serialises carrying out effects, so store writes land in the order the session
-    /// emitted them. Taken before the hub lock is released; never the other way round.
-    effects: Mutex<()>,
-    pub(crate) store: Arc<dyn TokenStore>,
+    hub: Hub<Wake>,
+    store: Arc<dyn TokenStore>,
     events: broadcast::Sender<Event>,
-    pub(crate) source: Source,
-    pub(crate) token_http: reqwest::Client,
+    source: Source,
+    token_http: reqwest::Client,
     runtime: tokio::runtime::Handle,
-    /// Wakes the timer task when an input may have moved the next deadline.
+    /// Wakes the timer task when an input moved the next deadline earlier.
     timer: Arc<Notify>,
-    pub(crate) refresh_timeout: Duration,
     waiter_timeout: Duration,
     /// The session's refresh trigger, fixed at build time: a response it does not fire
     /// for is delivered without taking the lock, as the session would answer anyway.
     trigger: reauth_core::RefreshTrigger,
-    pub(crate) allow_insecure_http: bool,
+    allow_insecure_http: bool,
 }
 
 pub(crate) struct Parts {
@@ -55,83 +67,42 @@ pub(crate) struct Parts {
 impl Shared {
     pub(crate) fn start(parts: Parts) -> Arc<Self> {
         let config = parts.session.config();
-        let (refresh_timeout, waiter_timeout) = (config.refresh_timeout, config.waiter_timeout);
+        let waiter_timeout = config.waiter_timeout;
         let trigger = config.trigger.clone();
         let shared = Arc::new(Self {
-            hub: Mutex::new(Hub::new(parts.session)),
-            effects: Mutex::new(()),
+            hub: Hub::new(parts.session),
             store: parts.store,
             events: broadcast::channel(64).0,
             source: parts.source,
             token_http: parts.token_http,
             runtime: parts.runtime,
             timer: Arc::new(Notify::new()),
-            refresh_timeout,
             waiter_timeout,
             trigger,
             allow_insecure_http: parts.allow_insecure_http,
         });
         let (weak, timer) = (Arc::downgrade(&shared), shared.timer.clone());
         shared.runtime.spawn(drive_timers(weak, timer));
+        // Taking the session up from the store may have left work (an expired token).
+        shared.with_hub(|_, _| ());
         shared
     }
 
-    fn lock_hub(&self) -> MutexGuard<'_, Hub<Wake>> {
-        // Every critical section leaves the hub consistent, so a panic elsewhere (which
-        // poisons the lock) must not take the whole client down with it.
-        self.hub.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the hub under the lock, then carries out what it produced outside the
-    /// lock. Returns what `f` returned.
-    pub(crate) fn with_hub<R>(self: &Arc<Self>, f: impl FnOnce(&mut Hub<Wake>, Instant) -> R) -> R {
-        let now = Instant::now();
-        let mut hub = self.lock_hub();
-        let before = hub.session().phase();
-        let result = f(&mut hub, now);
-        let after = hub.session().phase();
-        if before != after {
-            debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
+    /// Feeds the session an input under the lock, then carries out what it produced
+    /// outside the lock. Returns what `f` returned.
+    pub(crate) fn with_hub<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Drive<Wake>, Instant) -> R,
+    ) -> R {
+        let (result, work) = self.hub.with(f);
+        if let Some(work) = work {
+            let earlier = work.deadline_earlier;
+            work.carry_out(&Tasks(self));
+            if earlier {
+                self.timer.notify_one();
+            }
         }
-        if !hub.needs_drain() {
-            return result;
-        }
-        let fx = hub.drain(now, SystemTime::now);
-        if fx.is_empty() {
-            return result;
-        }
-        let order = self.effects.lock().unwrap_or_else(|e| e.into_inner());
-        drop(hub);
-        self.carry_out(fx);
-        drop(order);
-        self.timer.notify_one();
         result
-    }
-
-    fn carry_out(self: &Arc<Self>, fx: Effects<Wake>) {
-        for op in fx.store {
-            if let Err(e) = op.apply(&*self.store) {
-                warn!(error = %e, "reauth token store failed");
-            }
-        }
-        for (wake, outcome) in fx.wake {
-            // A receiver that is gone belongs to a request that was just dropped.
-            let _ = wake.send(outcome);
-        }
-        for event in fx.events {
-            if event.is_problem() {
-                warn!("reauth {event}");
-            } else {
-                info!("reauth {event}");
-            }
-            // No subscriber is fine: events are informational.
-            let _ = self.events.send(event);
-        }
-        for (id, refresh_token) in fx.refreshes {
-            let span = tracing::info_span!("reauth.refresh", id = %id);
-            self.runtime
-                .spawn(crate::refresh::run(self.clone(), id, refresh_token).instrument(span));
-        }
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -139,7 +110,7 @@ impl Shared {
     }
 
     pub(crate) fn snapshot(&self) -> reauth_core::Snapshot {
-        self.lock_hub().session().snapshot()
+        self.hub.peek(|d| d.session.snapshot())
     }
 
     /// Sends `request` through the session: attach the credential, replay after a refresh,
@@ -161,9 +132,9 @@ impl Shared {
         async move {
             // A streaming body cannot be cloned, so such a request is sent once at most.
             let template = built.copy(&request);
-            let step = self.with_hub(|hub, now| {
-                let next = hub.begin(now, &UrlTarget(request.url()));
-                park(hub, next)
+            let step = self.with_hub(|d, now| {
+                let admission = d.session.begin_request(now, &UrlTarget(request.url()));
+                admit(d, admission)
             });
             let Step::Go(Next::Send(attempt)) = step else {
                 let rest = self.resolve(step, Some(request), template, &mut transport);
@@ -221,7 +192,7 @@ impl Shared {
                     }
                     Step::Go(Next::Fail(e)) => return Err(e.into()),
                     Step::Parked(w, rx) => Step::Go(Box::pin(self.wait(w, rx)).await?),
-                    Step::Go(_) => return Err(Error::Disconnected),
+                    Step::Go(Next::Deliver) => return Err(Error::Disconnected),
                 };
             }
         }
@@ -239,15 +210,15 @@ impl Shared {
             // The common case, and what the session would answer: no lock.
             return None;
         }
-        let step = self.with_hub(|hub, now| {
-            let next = hub.respond(
+        let step = self.with_hub(|d, now| {
+            let verdict = d.session.handle_response(
                 now,
                 attempt,
                 response.status(),
                 response.headers(),
                 replayable,
             );
-            park(hub, next)
+            judge(d, verdict)
         });
         (!matches!(step, Step::Go(Next::Deliver))).then_some(step)
     }
@@ -262,7 +233,8 @@ impl Shared {
             shared: self,
             waiter: Some(waiter),
         };
-        let outcome = tokio::time::timeout(self.waiter_timeout + WAIT_SLACK, rx).await;
+        let patience = self.waiter_timeout.saturating_add(WAIT_SLACK);
+        let outcome = tokio::time::timeout(patience, rx).await;
         match outcome {
             Ok(Ok(result)) => {
                 guard.waiter = None;
@@ -388,15 +360,36 @@ enum Step {
     ),
 }
 
-fn park(hub: &mut Hub<Wake>, next: Next) -> Step {
-    match next {
-        Next::Wait(w) => {
-            let (tx, rx) = oneshot::channel();
-            hub.register(w, tx);
-            Step::Parked(w, rx)
-        }
-        other => Step::Go(other),
+fn park(d: &mut Drive<Wake>, waiter: WaiterId) -> Step {
+    let (tx, rx) = oneshot::channel();
+    d.park(waiter, tx);
+    Step::Parked(waiter, rx)
+}
+
+fn admit(d: &mut Drive<Wake>, admission: Admission) -> Step {
+    match admission {
+        Admission::Send(a) => Step::Go(Next::Send(a)),
+        Admission::Wait(w) => park(d, w),
+        Admission::Anonymous => Step::Go(Next::SendAnonymous),
+        Admission::Reject(e) => Step::Go(Next::Fail(e)),
+        other => Step::Go(Next::Fail(unknown(&other))),
     }
+}
+
+fn judge(d: &mut Drive<Wake>, verdict: Verdict) -> Step {
+    match verdict {
+        Verdict::Done => Step::Go(Next::Deliver),
+        Verdict::Replay(a) => Step::Go(Next::Send(a)),
+        Verdict::Wait(w) => park(d, w),
+        Verdict::Fail(e) => Step::Go(Next::Fail(e)),
+        other => Step::Go(Next::Fail(unknown(&other))),
+    }
+}
+
+/// An answer a newer core may give that this adapter does not know: fail, never guess.
+fn unknown(answer: &dyn std::fmt::Debug) -> reauth_core::Error {
+    debug!(?answer, "reauth: an answer this adapter does not know");
+    reauth_core::Error::Unauthorized
 }
 
 /// Tells the session a parked request went away (its future was dropped or it gave up).
@@ -408,7 +401,7 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(w) = self.waiter.take() {
-            self.shared.with_hub(|hub, _| hub.cancel(w));
+            self.shared.with_hub(|d, _| d.cancel(w));
         }
     }
 }
@@ -422,7 +415,7 @@ async fn drive_timers(shared: Weak<Shared>, timer: Arc<Notify>) {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let deadline = match shared.upgrade() {
-            Some(s) => s.lock_hub().session().poll_timeout(),
+            Some(s) => s.hub.peek(|d| d.session.poll_timeout()),
             None => return,
         };
         match deadline {
@@ -430,7 +423,7 @@ async fn drive_timers(shared: Weak<Shared>, timer: Arc<Notify>) {
                 tokio::select! {
                     _ = tokio::time::sleep_until(at.into()) => {
                         match shared.upgrade() {
-                            Some(s) => s.with_hub(|hub, now| hub.timeout(now)),
+                            Some(s) => s.with_hub(|d, now| d.session.handle_timeout(now)),
                             None => return,
                         }
                     }
@@ -439,6 +432,64 @@ async fn drive_timers(shared: Weak<Shared>, timer: Arc<Notify>) {
             }
             None => notified.await,
         }
+    }
+}
+
+/// The session's store operations and refreshes, each a spawned task: no caller's
+/// cancellation can abort them or strand the waiters.
+struct Tasks<'a>(&'a Arc<Shared>);
+
+impl Io for Tasks<'_> {
+    type Notifier = Wake;
+
+    fn wake(&self, wake: Wake, outcome: Result<Attempt, reauth_core::Error>) {
+        // A receiver that is gone belongs to a request that was just dropped.
+        let _ = wake.send(outcome);
+    }
+
+    fn publish(&self, event: Event) {
+        // No subscriber is fine: events are informational.
+        let _ = self.0.events.send(event);
+    }
+
+    fn store(&self, id: StoreOpId, op: StoreCommand) {
+        let shared = self.0.clone();
+        self.0.runtime.spawn(async move {
+            let store = shared.store.clone();
+            // A store may block (a file lock, fsync): off the runtime's workers.
+            let outcome = tokio::task::spawn_blocking(move || carry_out(&*store, &op))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::new("the token store panicked")));
+            shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
+        });
+    }
+
+    fn refresh(&self, refresh: Refresh) {
+        let shared = self.0.clone();
+        let span = tracing::info_span!("reauth.refresh", id = %refresh.id);
+        let task = async move {
+            debug!("refresh started");
+            let call = shared.source.refresh(
+                &shared.token_http,
+                refresh.refresh_token,
+                shared.allow_insecure_http,
+            );
+            // The session waits for this answer however late (a rotation may be in it),
+            // up to the deadline it set.
+            let outcome = match tokio::time::timeout_at(refresh.deadline.into(), call).await {
+                Ok(outcome) => outcome,
+                Err(_) => RefreshOutcome::Failed(
+                    RefreshError::transient(RefreshErrorKind::Timeout)
+                        .with_detail("no answer by the refresh deadline"),
+                ),
+            };
+            debug!(
+                success = matches!(outcome, RefreshOutcome::Success(_)),
+                "refresh finished"
+            );
+            shared.with_hub(|d, now| d.session.handle_refresh(now, refresh.id, outcome));
+        };
+        self.0.runtime.spawn(task.instrument(span));
     }
 }
 

@@ -1,5 +1,6 @@
-//! The drive loop: the core behind a short mutex, its effects carried out outside it, the
-//! request loop, refreshes on the calling thread, and timers without a timer thread.
+//! The drive loop on the calling threads: the request loop, refreshes and store operations
+//! on the thread that was asked for them, and timers without a timer thread. Everything
+//! that is not I/O comes from `reauth_drive`.
 //!
 //! Timers: there is no background thread. Every admission first fires the session's due
 //! deadlines (`Hub::timeout`, a no-op when nothing is due), and a parked request does not
@@ -14,15 +15,15 @@ use crate::events::Events;
 use crate::source::Source;
 use crate::wait::{Outcome, Waiter, Woke};
 use http::{HeaderValue, Uri};
-use reauth_core::driver::{run_refresh, Effects, Hub, Next, StoreOp};
 use reauth_core::{
-    Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
-    RefreshToken, RefreshTrigger, Session, TokenStore, WaiterId,
+    Admission, Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
+    RefreshTrigger, Session, StoreCommand, StoreOpId, TokenStore, Verdict, WaiterId,
 };
+use reauth_drive::{carry_out, Drive, Hub, Io, Refresh};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tracing::{debug, info, trace, warn};
+use tracing::{debug, trace, warn};
 use ureq::http::Response;
 use ureq::Body;
 
@@ -57,43 +58,21 @@ pub(crate) trait Transport {
     fn deliver(&mut self, response: Response<Body>) -> Result<Response<Body>, Error>;
 }
 
-/// The hub, and the deadline parked threads were last told about.
-struct Core {
-    hub: Hub<Wake>,
-    /// The session's next deadline after the last input. Parked threads sleep until it at
-    /// the latest; if an input moves it earlier, they must hear of it.
-    deadline: Option<Instant>,
-}
-
-impl Core {
-    /// Call after every input. If the next deadline moved earlier, a parked thread may be
-    /// asleep past it: nudge them all to re-read it. (The first input that brings the
-    /// deadline below what a sleeper read is a move earlier, so no sleeper is missed.)
-    fn settle(&mut self) {
-        let next = self.hub.session().poll_timeout();
-        let earlier = match (next, self.deadline) {
-            (Some(next), Some(before)) => next < before,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if earlier && self.hub.parked() > 0 {
-            trace!(
-                parked = self.hub.parked(),
-                "reauth deadline moved earlier: nudging"
-            );
-            for waiter in self.hub.notifiers() {
-                waiter.nudge();
-            }
-        }
-        self.deadline = next;
-    }
+/// What a request does next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Send with this attempt's credential.
+    Send(Attempt),
+    /// Send without any credential (the origin is not on the allow-list).
+    SendAnonymous,
+    /// Hand the response just received to the caller.
+    Deliver,
+    /// Fail the request.
+    Fail(reauth_core::Error),
 }
 
 pub(crate) struct Shared {
-    core: Mutex<Core>,
-    /// Serialises carrying out effects, so store writes land in the order the session
-    /// emitted them. Taken before the hub lock is released; never the other way round.
-    effects: Mutex<()>,
+    hub: Hub<Wake>,
     store: Arc<dyn TokenStore>,
     events: Events,
     source: Source,
@@ -108,7 +87,6 @@ pub(crate) struct Shared {
     /// The session's refresh trigger, fixed at build time: a response it does not fire
     /// for is handed out without taking the lock (the session would answer `Done`).
     trigger: RefreshTrigger,
-    refresh_timeout: Duration,
     waiter_timeout: Duration,
     allow_insecure_http: bool,
 }
@@ -126,15 +104,11 @@ pub(crate) struct Parts {
 impl Shared {
     pub(crate) fn new(parts: Parts) -> Self {
         let config = parts.session.config();
-        let (refresh_timeout, waiter_timeout) = (config.refresh_timeout, config.waiter_timeout);
+        let waiter_timeout = config.waiter_timeout;
         let allowed = config.allowed_origins.clone().into_boxed_slice();
         let trigger = config.trigger.clone();
         Self {
-            core: Mutex::new(Core {
-                hub: Hub::new(parts.session),
-                deadline: None,
-            }),
-            effects: Mutex::new(()),
+            hub: Hub::new(parts.session),
             store: parts.store,
             events: parts.events,
             source: parts.source,
@@ -143,94 +117,25 @@ impl Shared {
             http: parts.http,
             allowed,
             trigger,
-            refresh_timeout,
             waiter_timeout,
             allow_insecure_http: parts.allow_insecure_http,
         }
     }
 
-    fn lock_core(&self) -> MutexGuard<'_, Core> {
-        // Every critical section leaves the hub consistent, so a panic elsewhere (which
-        // poisons the lock) must not take the whole agent down with it.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the hub under the lock, then carries out what it produced outside the
-    /// lock: store, wake-ups and events in order, then callbacks, then any refresh the
-    /// session asked for, performed on this thread. Returns what `f` returned.
-    pub(crate) fn with_hub<R>(&self, f: impl FnOnce(&mut Hub<Wake>, Instant) -> R) -> R {
-        let now = Instant::now();
-        let mut core = self.lock_core();
-        // The phase is only for the log line below: not read unless it can be written.
-        let before = tracing::enabled!(tracing::Level::DEBUG).then(|| core.hub.session().phase());
-        let result = f(&mut core.hub, now);
-        let hub = &mut core.hub;
-        if let Some(before) = before {
-            let after = hub.session().phase();
-            if before != after {
-                debug!(from = ?before, to = ?after, generation = hub.session().generation().get(), "reauth phase change");
+    /// Feeds the session an input under the lock, then carries out what it produced
+    /// outside it: wake-ups and events, then any store operation and refresh the session
+    /// asked for, performed on this thread. Returns what `f` returned.
+    pub(crate) fn with_hub<R>(&self, f: impl FnOnce(&mut Drive<Wake>, Instant) -> R) -> R {
+        let (result, work) = self.hub.with(f);
+        if let Some(work) = work {
+            if work.deadline_earlier {
+                // A parked thread may be asleep past the new deadline: make them all
+                // read it again.
+                self.hub.peek(|d| d.notifiers().for_each(|w| w.nudge()));
             }
-        }
-        if !hub.needs_drain() {
-            // The fast path: nothing to carry out.
-            core.settle();
-            return result;
-        }
-        let Effects {
-            store,
-            wake,
-            events,
-            refreshes,
-            ..
-        } = hub.drain(now, SystemTime::now);
-        core.settle();
-        if store.is_empty() && wake.is_empty() && events.is_empty() && refreshes.is_empty() {
-            return result;
-        }
-        let order = self.effects.lock().unwrap_or_else(|e| e.into_inner());
-        drop(core);
-        // Should a store panic here, the refreshes below are dropped unstarted: the
-        // session's refresh timeout then counts them as failed, so nothing hangs.
-        self.carry_out(store, wake, &events);
-        drop(order);
-        // From here on a refresh the session is waiting for is always answered: run, or
-        // reported abandoned if this thread unwinds first (a callback or the refresh
-        // itself panicking).
-        let pending: Vec<PendingRefresh<'_>> = refreshes
-            .into_iter()
-            .map(|(id, refresh_token)| PendingRefresh {
-                shared: self,
-                id,
-                refresh_token,
-                answered: false,
-            })
-            .collect();
-        for event in &events {
-            self.events.call(event);
-        }
-        for refresh in pending {
-            refresh.run();
+            work.carry_out(&Inline(self));
         }
         result
-    }
-
-    fn carry_out(&self, store: Vec<StoreOp>, wake: Vec<(Wake, Outcome)>, events: &[Event]) {
-        for op in store {
-            if let Err(e) = op.apply(self.store.as_ref()) {
-                warn!(error = %e, "reauth token store failed");
-            }
-        }
-        for (waiter, outcome) in wake {
-            waiter.answer(outcome);
-        }
-        for event in events {
-            if event.is_problem() {
-                warn!("reauth {event}");
-            } else {
-                info!("reauth {event}");
-            }
-            self.events.send(event);
-        }
     }
 
     pub(crate) fn subscribe(&self) -> Receiver<Event> {
@@ -238,7 +143,7 @@ impl Shared {
     }
 
     pub(crate) fn snapshot(&self) -> reauth_core::Snapshot {
-        self.lock_core().hub.session().snapshot()
+        self.hub.peek(|d| d.session.snapshot())
     }
 
     /// Sends a request through the session: attach the credential, replay after a refresh,
@@ -246,13 +151,18 @@ impl Shared {
     pub(crate) fn run(&self, transport: &mut impl Transport) -> Result<Response<Body>, Error> {
         let replayable = transport.replayable();
         let uri = transport.uri();
-        let mut step = self.with_hub(|hub, now| {
+        let mut step = self.with_hub(|d, now| {
             // No timer thread: fire what is due (a backoff retry, the stale window, the
             // expiry) before admitting. Cheap when nothing is due: the session keeps its
             // earliest timer at hand.
-            hub.timeout(now);
-            let next = hub.begin(now, uri);
-            self.park(hub, next, now)
+            d.session.handle_timeout(now);
+            match d.session.begin_request(now, uri) {
+                Admission::Send(a) => Step::Go(Next::Send(a)),
+                Admission::Wait(w) => Step::Parked(self.parked(d, w, now)),
+                Admission::Anonymous => Step::Go(Next::SendAnonymous),
+                Admission::Reject(e) => Step::Go(Next::Fail(e)),
+                other => Step::Go(Next::Fail(unknown(&other))),
+            }
         });
         loop {
             step = match step {
@@ -284,7 +194,7 @@ impl Shared {
                 }
                 Step::Go(Next::Fail(e)) => return Err(e.into()),
                 Step::Parked(parked) => Step::Go(self.wait(parked)?),
-                Step::Go(_) => return Err(Error::Disconnected),
+                Step::Go(Next::Deliver) => return Err(Error::Disconnected),
             };
         }
     }
@@ -299,15 +209,21 @@ impl Shared {
         response: Response<Body>,
         replayable: bool,
     ) -> Result<Response<Body>, Step<'_>> {
-        let step = self.with_hub(|hub, now| {
-            let next = hub.respond(
+        let step = self.with_hub(|d, now| {
+            let verdict = d.session.handle_response(
                 now,
                 attempt,
                 response.status(),
                 response.headers(),
                 replayable,
             );
-            self.park(hub, next, now)
+            match verdict {
+                Verdict::Done => Step::Go(Next::Deliver),
+                Verdict::Replay(a) => Step::Go(Next::Send(a)),
+                Verdict::Wait(w) => Step::Parked(self.parked(d, w, now)),
+                Verdict::Fail(e) => Step::Go(Next::Fail(e)),
+                other => Step::Go(Next::Fail(unknown(&other))),
+            }
         });
         if matches!(step, Step::Go(Next::Deliver)) {
             return Ok(response);
@@ -323,19 +239,10 @@ impl Shared {
     }
 
     /// Registers the notifier of a request told to wait, under the same lock as the input
-    /// that said so. Always inlined: every other answer then passes through without a
-    /// call (and a copy of the answer).
-    #[inline(always)]
-    fn park<'s>(&'s self, hub: &mut Hub<Wake>, next: Next, now: Instant) -> Step<'s> {
-        match next {
-            Next::Wait(waiter) => Step::Parked(self.parked(hub, waiter, now)),
-            other => Step::Go(other),
-        }
-    }
-
-    fn parked<'s>(&'s self, hub: &mut Hub<Wake>, waiter: WaiterId, now: Instant) -> Parked<'s> {
+    /// that said so.
+    fn parked<'s>(&'s self, d: &mut Drive<Wake>, waiter: WaiterId, now: Instant) -> Parked<'s> {
         let notifier = Arc::new(Waiter::default());
-        hub.register(waiter, notifier.clone());
+        d.park(waiter, notifier.clone());
         let deadline = now
             .checked_add(self.waiter_timeout)
             .or_else(|| now.checked_add(FAR))
@@ -356,7 +263,7 @@ impl Shared {
     fn wait(&self, mut parked: Parked<'_>) -> Result<Next, Error> {
         trace!(waiter = %parked.waiter, "reauth waiting for refresh");
         loop {
-            let next_deadline = self.lock_core().hub.session().poll_timeout();
+            let next_deadline = self.hub.peek(|d| d.session.poll_timeout());
             let wake_at = next_deadline.map_or(parked.give_up, |at| at.min(parked.give_up));
             match parked.notifier.wait_until(wake_at) {
                 Woke::Answered(outcome) => {
@@ -372,26 +279,68 @@ impl Shared {
                         .try_take()
                         .map_or(Next::Fail(reauth_core::Error::Timeout), resolved));
                 }
-                Woke::Due => self.with_hub(|hub, now| hub.timeout(now)),
+                Woke::Due => self.with_hub(|d, now| d.session.handle_timeout(now)),
             }
         }
     }
 
-    fn refresh(&self, id: RefreshId, refresh_token: Option<RefreshToken>) -> RefreshOutcome {
-        let span = tracing::info_span!("reauth.refresh", id = %id);
+    fn refresh(&self, refresh: &mut Refresh) -> RefreshOutcome {
+        let span = tracing::info_span!("reauth.refresh", id = %refresh.id);
         let _entered = span.enter();
         debug!("refresh started");
+        // The session waits for this answer however late (a rotation may be in it), up
+        // to the deadline it set; ureq's own timeout enforces that for the HTTP call.
+        let budget = refresh.deadline.saturating_duration_since(Instant::now());
         let outcome = self.source.refresh(
             &self.token_agent,
-            refresh_token,
+            refresh.refresh_token.take(),
             self.allow_insecure_http,
-            self.refresh_timeout,
+            budget,
         );
         debug!(
             success = matches!(outcome, RefreshOutcome::Success(_)),
             "refresh finished"
         );
         outcome
+    }
+}
+
+/// An answer a newer core may give that this adapter does not know: fail, never guess.
+fn unknown(answer: &dyn std::fmt::Debug) -> reauth_core::Error {
+    debug!(?answer, "reauth: an answer this adapter does not know");
+    reauth_core::Error::Unauthorized
+}
+
+/// The session's work, done on the calling thread.
+struct Inline<'s>(&'s Shared);
+
+impl Io for Inline<'_> {
+    type Notifier = Wake;
+
+    fn wake(&self, waiter: Wake, outcome: Outcome) {
+        waiter.answer(outcome);
+    }
+
+    fn publish(&self, event: Event) {
+        self.0.events.send(&event);
+        self.0.events.call(&event);
+    }
+
+    fn store(&self, id: StoreOpId, op: StoreCommand) {
+        let outcome = carry_out(&*self.0.store, &op);
+        self.0
+            .with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
+    }
+
+    fn refresh(&self, refresh: Refresh) {
+        // From here on the refresh is always answered: run, or reported abandoned if this
+        // thread unwinds first (the refresh closure panicking).
+        PendingRefresh {
+            shared: self.0,
+            refresh,
+            answered: false,
+        }
+        .run();
     }
 }
 
@@ -424,14 +373,11 @@ impl Parked<'_> {
         if std::mem::take(&mut self.open) {
             // Cancelling emits no command, so no effects to carry out. While unwinding the
             // hub lock may be held further up this very thread: never block on it then.
-            let core = if std::thread::panicking() {
-                self.shared.core.try_lock().ok()
+            let waiter = self.waiter;
+            if std::thread::panicking() {
+                let _ = self.shared.hub.try_with(|d| d.cancel(waiter));
             } else {
-                Some(self.shared.lock_core())
-            };
-            if let Some(mut core) = core {
-                core.hub.cancel(self.waiter);
-                core.settle();
+                self.shared.with_hub(|d, _| d.cancel(waiter));
             }
         }
     }
@@ -448,40 +394,30 @@ impl Drop for Parked<'_> {
 /// transient failure: the waiters are not stranded and the next try comes after a backoff.
 struct PendingRefresh<'s> {
     shared: &'s Shared,
-    id: RefreshId,
-    refresh_token: Option<RefreshToken>,
+    refresh: Refresh,
     answered: bool,
 }
 
 impl PendingRefresh<'_> {
     fn run(mut self) {
-        let (shared, id) = (self.shared, self.id);
-        // Under the store's refresh lock (a no-op for stores not shared between
-        // processes): adopt another process's rotation, or refresh and save before
-        // unlocking. A panic in the refresh unwinds through the lock guard, releasing it.
-        let done = run_refresh(
-            &*shared.store,
-            self.refresh_token.take(),
-            shared.refresh_timeout,
-            SystemTime::now,
-            |rt| shared.refresh(id, rt),
-        );
+        let (shared, id) = (self.shared, self.refresh.id);
+        let outcome = shared.refresh(&mut self.refresh);
         self.answered = true;
-        shared.with_hub(|hub, now| hub.refresh_finished(now, id, done));
+        shared.with_hub(|d, now| d.session.handle_refresh(now, id, outcome));
     }
 }
 
 impl Drop for PendingRefresh<'_> {
     fn drop(&mut self) {
         if !self.answered {
-            warn!(id = %self.id, "reauth refresh abandoned: the refreshing thread unwound");
+            warn!(id = %self.refresh.id, "reauth refresh abandoned: the refreshing thread unwound");
             let outcome = RefreshOutcome::Failed(
                 RefreshError::transient(RefreshErrorKind::Abandoned)
                     .with_detail("the thread performing the refresh unwound"),
             );
-            let id = self.id;
+            let id: RefreshId = self.refresh.id;
             self.shared
-                .with_hub(|hub, now| hub.refresh_done(now, id, outcome));
+                .with_hub(|d, now| d.session.handle_refresh(now, id, outcome));
         }
     }
 }

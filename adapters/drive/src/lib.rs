@@ -1,0 +1,31 @@
+//! # reauth-drive
+//!
+//! Everything the reauth adapters share that is not I/O: the [`Session`] behind a short
+//! lock with the notifiers of parked requests ([`Hub`]), the commands sorted into
+//! [`Work`] and carried out through an adapter's [`Io`] in one order, the store
+//! operations as calls on a [`TokenStore`] ([`carry_out`]), the start-up read of the
+//! store ([`open`]), event logging and the jitter seed. An adapter adds only I/O: how a
+//! request is sent, how a parked request waits and wakes, where a refresh or a store
+//! operation runs (a spawned task, the calling thread).
+//!
+//! ```text
+//!   request ──► Hub::with(|drive, now| session input) ──► Work ──► Io
+//!                 (lock held: input, park, drain)            (lock released)
+//!                                                             wake · publish · store · refresh
+//!   store / refresh done ──► Hub::with(|drive, now| session.handle_*) ──► Work ──► …
+//! ```
+//!
+//! Not a public interface: the adapters' own docs are the manual.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod hub;
+mod open;
+mod seed;
+
+pub use hub::{Drive, Hub, Io, Refresh, Work};
+pub use open::{carry_out, open, Opened};
+pub use seed::random_seed;
+
+#[cfg(doc)]
+use reauth_core::{Session, TokenStore};
