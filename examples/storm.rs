@@ -107,6 +107,8 @@ impl Summary {
 fn session_config(server: &TestServer) -> Config {
     let mut config = Config::new(Origin::parse(&server.base_url()).expect("loopback origin"));
     config.refresh_timeout = Duration::from_secs(2);
+    // `--fault hang`: the call is abandoned (and retried) at this deadline.
+    config.refresh_deadline = Duration::from_secs(4);
     config.waiter_timeout = Duration::from_secs(30);
     config
 }

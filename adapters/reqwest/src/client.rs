@@ -98,14 +98,15 @@ impl Client {
 
     /// Installs tokens from a login; queued requests resume with them.
     pub fn login(&self, tokens: TokenSet) {
-        self.shared.with_hub(|d, now| d.session.login(now, tokens));
+        self.shared
+            .with_hub_now(|d, now| d.session.login(now, tokens));
     }
 
     /// Logs out: queued requests fail, the store gets a tombstone (so every process
     /// sharing it is logged out too, for good), nothing is sent with a token until the
     /// next [`login`](Self::login).
     pub fn logout(&self) {
-        self.shared.with_hub(|d, now| d.session.logout(now));
+        self.shared.with_hub_now(|d, now| d.session.logout(now));
     }
 
     /// The token state, without secrets.

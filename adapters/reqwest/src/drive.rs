@@ -94,10 +94,31 @@ impl Shared {
         self: &Arc<Self>,
         f: impl FnOnce(&mut Drive<Wake>, Instant) -> R,
     ) -> R {
+        self.with_hub_io(false, f)
+    }
+
+    /// As [`with_hub`](Self::with_hub), for the application's own calls (login, logout):
+    /// their store write is done before the call returns, so a program that exits right
+    /// after a logout leaves the tombstone behind.
+    pub(crate) fn with_hub_now<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Drive<Wake>, Instant) -> R,
+    ) -> R {
+        self.with_hub_io(true, f)
+    }
+
+    fn with_hub_io<R>(
+        self: &Arc<Self>,
+        inline: bool,
+        f: impl FnOnce(&mut Drive<Wake>, Instant) -> R,
+    ) -> R {
         let (result, work) = self.hub.with(f);
         if let Some(work) = work {
             let earlier = work.deadline_earlier;
-            work.carry_out(&Tasks(self));
+            work.carry_out(&Tasks {
+                shared: self,
+                inline,
+            });
             if earlier {
                 self.timer.notify_one();
             }
@@ -436,8 +457,12 @@ async fn drive_timers(shared: Weak<Shared>, timer: Arc<Notify>) {
 }
 
 /// The session's store operations and refreshes, each a spawned task: no caller's
-/// cancellation can abort them or strand the waiters.
-struct Tasks<'a>(&'a Arc<Shared>);
+/// cancellation can abort them or strand the waiters. `inline` runs a store operation
+/// on the calling thread instead (the application's own calls).
+struct Tasks<'a> {
+    shared: &'a Arc<Shared>,
+    inline: bool,
+}
 
 impl Io for Tasks<'_> {
     type Notifier = Wake;
@@ -449,12 +474,17 @@ impl Io for Tasks<'_> {
 
     fn publish(&self, event: Event) {
         // No subscriber is fine: events are informational.
-        let _ = self.0.events.send(event);
+        let _ = self.shared.events.send(event);
     }
 
     fn store(&self, id: StoreOpId, op: StoreCommand) {
-        let shared = self.0.clone();
-        self.0.runtime.spawn(async move {
+        let shared = self.shared.clone();
+        if self.inline {
+            let outcome = carry_out(&*shared.store, &op);
+            shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
+            return;
+        }
+        self.shared.runtime.spawn(async move {
             let store = shared.store.clone();
             // A store may block (a file lock, fsync): off the runtime's workers.
             let outcome = tokio::task::spawn_blocking(move || carry_out(&*store, &op))
@@ -465,7 +495,7 @@ impl Io for Tasks<'_> {
     }
 
     fn refresh(&self, refresh: Refresh) {
-        let shared = self.0.clone();
+        let shared = self.shared.clone();
         let span = tracing::info_span!("reauth.refresh", id = %refresh.id);
         let task = async move {
             debug!("refresh started");
@@ -489,7 +519,7 @@ impl Io for Tasks<'_> {
             );
             shared.with_hub(|d, now| d.session.handle_refresh(now, refresh.id, outcome));
         };
-        self.0.runtime.spawn(task.instrument(span));
+        self.shared.runtime.spawn(task.instrument(span));
     }
 }
 

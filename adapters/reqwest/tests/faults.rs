@@ -12,6 +12,8 @@ async fn recovers_from(fault: Fault, times: usize) {
     bounded(async {
         let s = setup(ServerConfig::default(), |c| {
             c.refresh_timeout = Duration::from_millis(500);
+            // A hung call is abandoned at the deadline (it stays in doubt until then).
+            c.refresh_deadline = Duration::from_secs(1);
         })
         .await;
         let mut events = s.client.subscribe();

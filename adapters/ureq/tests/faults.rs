@@ -13,6 +13,8 @@ fn recovers_from(fault: Fault, times: usize) {
     bounded(move || {
         let s = setup(ServerConfig::default(), |c| {
             c.refresh_timeout = Duration::from_millis(500);
+            // A hung call is abandoned at the deadline (it stays in doubt until then).
+            c.refresh_deadline = Duration::from_secs(1);
         });
         let events = s.agent.subscribe();
         s.server.expire_access_tokens();
