@@ -1,6 +1,6 @@
 //! The protected API: bearer validation (RFC 6750) and a few routes to exercise it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, StatusCode};
@@ -16,7 +16,11 @@ pub(crate) const ITEMS: &str = "/api/items/{id}";
 pub(crate) const ECHO: &str = "/api/echo";
 pub(crate) const SCOPED: &str = "/api/scoped";
 pub(crate) const REDIRECT: &str = "/api/redirect";
+pub(crate) const REJECT: &str = "/api/reject";
 const UNKNOWN: &str = "/api/*";
+
+/// The longest `delay_ms` an item request may ask for.
+const MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Echo accepts bodies up to this size.
 const MAX_ECHO: usize = 4 * 1024 * 1024;
@@ -28,6 +32,8 @@ enum Route<'a> {
     Echo,
     Scoped,
     Redirect,
+    /// Refuses every token, valid or not: an API that rejects fresh tokens.
+    Reject,
 }
 
 /// Handles every `/api/...` request.
@@ -37,6 +43,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         ECHO => (ECHO, Some(Route::Echo), "POST"),
         SCOPED => (SCOPED, Some(Route::Scoped), "GET"),
         REDIRECT => (REDIRECT, Some(Route::Redirect), "GET"),
+        REJECT => (REJECT, Some(Route::Reject), "GET"),
         p => match p.strip_prefix("/api/items/") {
             Some(id) if !id.is_empty() && !id.contains('/') => {
                 (ITEMS, Some(Route::Item(id)), "GET")
@@ -49,9 +56,23 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         Ok(Some(t)) => Some(t.clone()),
         _ => None,
     };
+    // `?delay_ms=N` on an item waits before the token is checked: a request that is
+    // slow to reach the resource server, whose token may be rotated away meanwhile.
+    if let (Some(Route::Item(_)), Some(delay)) = (&route, delay(req.uri().query())) {
+        tokio::time::sleep(delay).await;
+    }
     let resp = match route {
         None => Ok(respond::not_found()),
         Some(_) if req.method().as_str() != allowed => Ok(respond::method_not_allowed(allowed)),
+        Some(Route::Reject) => Ok(with_header(
+            error_body(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "this route refuses every token",
+            ),
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"reauth-testkit\", error=\"invalid_token\""),
+        )),
         Some(route) => match authorize(shared, token) {
             Err(resp) => Ok(*resp),
             Ok(scope) => serve(shared, route, &scope, req).await,
@@ -100,7 +121,16 @@ async fn serve(shared: &Shared, route: Route<'_>, scope: &str, req: Request<Inco
             ),
         )),
         Route::Redirect => Ok(redirect(shared, req.uri().query())),
+        Route::Reject => unreachable!("answered before authorizing"),
     }
+}
+
+/// The `delay_ms` query parameter, capped.
+fn delay(query: Option<&str>) -> Option<Duration> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "delay_ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms).min(MAX_DELAY))
 }
 
 /// 307 to the leak listener: a cross-origin redirect that must not carry the token.

@@ -29,6 +29,10 @@ pub struct ServerConfig {
     /// Inside the window a replay gets a fresh access token plus the family's current
     /// refresh token; after it, a replay revokes the whole family (RFC 9700 §4.14.2).
     pub reuse_grace: Duration,
+    /// Revoke the family's earlier access tokens at every refresh (default `false`), as
+    /// django-oauth-toolkit does: a request still in flight with the previous token gets
+    /// 401 once the next one is issued.
+    pub revoke_access_on_rotation: bool,
     /// The client id the token endpoint expects (default `reauth-test`).
     pub client_id: String,
     /// The client secret the token endpoint expects (default `s3cret`). `None` makes the
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             access_token_lifetime: Duration::from_secs(3600),
             rotate_refresh_tokens: true,
             reuse_grace: Duration::ZERO,
+            revoke_access_on_rotation: false,
             client_id: "reauth-test".to_owned(),
             client_secret: Some("s3cret".to_owned()),
             scope: "read write".to_owned(),
@@ -73,6 +78,12 @@ impl ServerConfig {
     /// Sets [`access_token_lifetime`](Self::access_token_lifetime).
     pub fn with_access_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.access_token_lifetime = lifetime;
+        self
+    }
+
+    /// Sets [`revoke_access_on_rotation`](Self::revoke_access_on_rotation).
+    pub fn with_access_revoked_on_rotation(mut self, revoke: bool) -> Self {
+        self.revoke_access_on_rotation = revoke;
         self
     }
 

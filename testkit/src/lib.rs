@@ -8,10 +8,11 @@
 //! |---|---|
 //! | `POST /oauth/token` | RFC 6749 token endpoint: `refresh_token` (§6) and `client_credentials` (§4.4) grants; client auth by HTTP Basic or form fields; refresh-token rotation with reuse detection (RFC 9700 §4.14.2) |
 //! | `POST /auth/refresh` | custom JSON refresh: `{"refreshToken": ...}` → `{"accessToken": ..., "refreshToken": ...}`; 401 `{"error":"invalid_refresh_token"}` |
-//! | `GET /api/items/{id}` | a JSON item; needs a valid bearer token |
+//! | `GET /api/items/{id}[?delay_ms=N]` | a JSON item; needs a valid bearer token, checked after waiting `N` ms (at most 30 s) |
 //! | `POST /api/echo` | echoes the request body and content type |
 //! | `GET /api/scoped` | needs scope `admin`, else 403 `insufficient_scope` |
 //! | `GET /api/redirect?to=/path` | 307 to the *leak listener* (another origin) |
+//! | `GET /api/reject` | 401 `invalid_token` for every token, valid or not: an API that refuses fresh tokens |
 //!
 //! Bearer failures follow RFC 6750: no token → 401 `WWW-Authenticate: Bearer
 //! realm="reauth-testkit"`; unknown, expired or revoked → 401 with

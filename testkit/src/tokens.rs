@@ -154,6 +154,8 @@ struct RefreshRecord {
 struct AccessRecord {
     family: FamilyId,
     expires_at: Instant,
+    /// Revoked on its own (a later refresh of the family, with `revoke_access_on_rotation`).
+    revoked: bool,
     /// May be narrower than the family's (a refresh can ask for less).
     scope: String,
 }
@@ -229,6 +231,13 @@ impl TokenStore {
             Some(req) if is_subset(req, &family.scope) => req.to_owned(),
             Some(_) => return Err(RefreshError::InvalidScope),
         };
+        if config.revoke_access_on_rotation {
+            for record in self.access.values_mut() {
+                if record.family == family_id {
+                    record.revoked = true;
+                }
+            }
+        }
         let access_token = self.new_access(family_id, &scope, config, now);
         let refresh_token = if within_grace {
             // Hand out the family's current token so racing clients converge on it.
@@ -259,7 +268,7 @@ impl TokenStore {
             .families
             .get(&record.family)
             .ok_or(AccessError::Unknown)?;
-        if family.revoked {
+        if family.revoked || record.revoked {
             Err(AccessError::Revoked)
         } else if now >= record.expires_at {
             Err(AccessError::Expired)
@@ -321,6 +330,7 @@ impl TokenStore {
         let record = AccessRecord {
             family,
             expires_at: checked_add(now, config.access_token_lifetime),
+            revoked: false,
             scope: scope.to_owned(),
         };
         self.access.insert(token.clone(), record);

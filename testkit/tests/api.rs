@@ -297,3 +297,47 @@ async fn api_counters_and_reset() {
     })
     .await
 }
+
+#[tokio::test]
+async fn reject_refuses_every_token_and_delay_checks_the_token_late() {
+    let server = reauth_testkit::TestServer::start(
+        reauth_testkit::ServerConfig::default().with_access_revoked_on_rotation(true),
+    )
+    .await
+    .unwrap();
+    let issued = server.issue_tokens();
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let req = http
+            .get(server.api_url(&path))
+            .bearer_auth(&issued.access_token);
+        async move { req.send().await.unwrap() }
+    };
+    let r = get("reject".into()).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+    assert_eq!(get("items/1".into()).await.status(), 200);
+    // A delayed request is checked after its delay: a refresh meanwhile revokes the
+    // access token it carries.
+    let slow = tokio::spawn(get("items/1?delay_ms=300".into()));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let refreshed = http
+        .post(server.token_url())
+        .basic_auth("reauth-test", Some("s3cret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "refresh_token")
+                .append_pair("refresh_token", &issued.refresh_token)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    assert_eq!(slow.await.unwrap().status(), 401);
+    server.shutdown().await;
+}
