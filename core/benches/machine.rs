@@ -3,13 +3,14 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use reauth_core::check::answer;
 use reauth_core::{
-    AccessToken, Admission, Command, Config, Origin, RefreshOutcome, RefreshToken, Session,
-    TokenSet, Verdict,
+    AccessToken, Admission, Command, Config, MemoryStore, Origin, RefreshId, RefreshOutcome,
+    RefreshToken, Session, TokenSet, Verdict,
 };
 use std::hint::black_box;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const TOKEN: &str =
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaCIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJlLWJ5dGVz";
@@ -25,8 +26,31 @@ fn session(now: Instant) -> Session {
         Origin::parse("https://api.example.com").unwrap(),
     ));
     s.login(now, tokens());
-    while s.poll_command().is_some() {}
+    drain(&mut s, &MemoryStore::new(), now);
     s
+}
+
+/// Carries out every command, store operations answered at once from `store`. Returns
+/// the refresh started, if any, and how many waiters resumed.
+fn drain(s: &mut Session, store: &MemoryStore, now: Instant) -> (Option<RefreshId>, u64) {
+    let (mut refresh, mut resumed) = (None, 0);
+    while let Some(c) = s.poll_command() {
+        match c {
+            Command::Store { id, op } => {
+                let wall = SystemTime::now();
+                s.handle_store(now, wall, id, answer(store, &op, now, wall));
+            }
+            Command::StartRefresh { id, .. } => refresh = Some(id),
+            Command::Resume { attempt, .. } => {
+                black_box(attempt.header_value());
+                resumed += 1;
+            }
+            other => {
+                black_box(other);
+            }
+        }
+    }
+    (refresh, resumed)
 }
 
 fn fast_path(c: &mut Criterion) {
@@ -52,7 +76,7 @@ fn fast_path(c: &mut Criterion) {
                 unreachable!()
             };
             let header = a.header_value().clone();
-            let v = s.handle_response(now, &a, StatusCode::OK, &headers);
+            let v = s.handle_response(now, &a, StatusCode::OK, &headers, true);
             debug_assert!(matches!(v, Verdict::Done));
             black_box((header, v))
         })
@@ -70,7 +94,7 @@ fn fast_path(c: &mut Criterion) {
             let v = shared
                 .lock()
                 .unwrap()
-                .handle_response(now, &a, StatusCode::OK, &headers);
+                .handle_response(now, &a, StatusCode::OK, &headers, true);
             black_box((header, v))
         })
     });
@@ -78,19 +102,15 @@ fn fast_path(c: &mut Criterion) {
 }
 
 /// A session in the Refreshing phase with `n` waiters queued behind one refresh.
-fn queued(n: u64, now: Instant, uri: &Uri) -> (Session, reauth_core::RefreshId) {
+fn queued(n: u64, now: Instant, uri: &Uri) -> (Session, MemoryStore, RefreshId) {
     let mut s = session(now);
+    let store = MemoryStore::new();
     let later = now + Duration::from_secs(3595); // past the leeway: requests must wait
     for _ in 0..n {
         let _ = s.begin_request(later, uri);
     }
-    let mut id = None;
-    while let Some(c) = s.poll_command() {
-        if let Command::StartRefresh { id: r, .. } = c {
-            id = Some(r);
-        }
-    }
-    (s, id.expect("one refresh started"))
+    let (id, _) = drain(&mut s, &store, later);
+    (s, store, id.expect("one refresh started"))
 }
 
 fn storm(c: &mut Criterion) {
@@ -105,21 +125,15 @@ fn storm(c: &mut Criterion) {
         // Queue n waiters, then resume them all with one successful refresh.
         g.bench_function(format!("queue_and_resume/{n}"), |b| {
             b.iter_batched(
-                || session(now),
-                |mut s| {
+                || (session(now), MemoryStore::new()),
+                |(mut s, store)| {
                     let later = now + Duration::from_secs(3595);
                     for _ in 0..n {
                         let _ = s.begin_request(later, &uri);
                     }
-                    let id = s.refresh_in_flight().unwrap();
-                    s.handle_refresh(later, id, RefreshOutcome::Success(tokens()));
-                    let mut resumed = 0u64;
-                    while let Some(c) = s.poll_command() {
-                        if let Command::Resume { attempt, .. } = c {
-                            black_box(attempt.header_value());
-                            resumed += 1;
-                        }
-                    }
+                    let (id, _) = drain(&mut s, &store, later);
+                    s.handle_refresh(later, id.unwrap(), RefreshOutcome::Success(tokens()));
+                    let (_, resumed) = drain(&mut s, &store, later);
                     assert_eq!(resumed, n);
                     s
                 },
@@ -130,15 +144,10 @@ fn storm(c: &mut Criterion) {
         g.bench_function(format!("resume_only/{n}"), |b| {
             b.iter_batched(
                 || queued(n, now, &uri),
-                |(mut s, id)| {
-                    s.handle_refresh(
-                        now + Duration::from_secs(3596),
-                        id,
-                        RefreshOutcome::Success(tokens()),
-                    );
-                    while let Some(c) = s.poll_command() {
-                        black_box(c);
-                    }
+                |(mut s, store, id)| {
+                    let later = now + Duration::from_secs(3596);
+                    s.handle_refresh(later, id, RefreshOutcome::Success(tokens()));
+                    drain(&mut s, &store, later);
                     s
                 },
                 BatchSize::PerIteration,

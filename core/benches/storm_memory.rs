@@ -3,10 +3,12 @@
 //! `cargo bench -p reauth-core --bench storm_memory`.
 
 use http::Uri;
+use reauth_core::check::answer;
 use reauth_core::{
-    AccessToken, Command, Config, Origin, RefreshOutcome, RefreshToken, Session, TokenSet,
+    AccessToken, Command, Config, MemoryStore, Origin, RefreshOutcome, RefreshToken, Session,
+    TokenSet,
 };
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 // dhat counts every allocation, so the figure is measured, not estimated.
 #[global_allocator]
@@ -16,6 +18,22 @@ fn tokens() -> TokenSet {
     TokenSet::new(AccessToken::new("access-token").unwrap())
         .with_refresh_token(RefreshToken::new("refresh-token").unwrap())
         .with_expires_in(Duration::from_secs(3600))
+}
+
+/// Carries out every command, store operations answered at once; counts resumes.
+fn drain(s: &mut Session, store: &MemoryStore, now: Instant) -> u64 {
+    let mut resumed = 0;
+    while let Some(c) = s.poll_command() {
+        match c {
+            Command::Store { id, op } => {
+                let wall = SystemTime::now();
+                s.handle_store(now, wall, id, answer(store, &op, now, wall));
+            }
+            Command::Resume { .. } => resumed += 1,
+            _ => {}
+        }
+    }
+    resumed
 }
 
 fn main() {
@@ -28,22 +46,19 @@ fn main() {
         let mut s = Session::new(Config::new(
             Origin::parse("https://api.example.com").unwrap(),
         ));
+        let store = MemoryStore::new();
         s.login(now, tokens());
-        while s.poll_command().is_some() {}
+        drain(&mut s, &store, now);
         let later = now + Duration::from_secs(3595);
         let base = dhat::HeapStats::get();
         for _ in 0..n {
             let _ = s.begin_request(later, &uri);
         }
+        drain(&mut s, &store, later);
         let held = dhat::HeapStats::get().curr_bytes - base.curr_bytes;
         let id = s.refresh_in_flight().unwrap();
         s.handle_refresh(later, id, RefreshOutcome::Success(tokens()));
-        let mut resumed = 0u64;
-        while let Some(c) = s.poll_command() {
-            if matches!(c, Command::Resume { .. }) {
-                resumed += 1;
-            }
-        }
+        let resumed = drain(&mut s, &store, later);
         assert_eq!(resumed, n);
         let peak = dhat::HeapStats::get().max_bytes - base.curr_bytes;
         println!(

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use reauth_core::{Error as AuthError, Event, Phase, TokenStore};
+use reauth_core::{Error as AuthError, Event, Phase};
 use reauth_testkit::{Fault, ServerConfig};
 use std::time::Duration;
 

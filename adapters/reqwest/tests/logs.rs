@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use reauth_core::TokenStore;
 use reauth_testkit::{Fault, ServerConfig};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
