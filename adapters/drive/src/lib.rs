@@ -20,10 +20,12 @@
 #![warn(missing_docs)]
 
 mod hub;
+mod next;
 mod open;
 mod seed;
 
 pub use hub::{Drive, Hub, Io, Refresh, Work};
+pub use next::Next;
 pub use open::{carry_out, open, Opened};
 pub use seed::random_seed;
 

@@ -4,10 +4,10 @@
 use crate::error::Error;
 use crate::source::Source;
 use reauth_core::{
-    Admission, Attempt, Event, RefreshError, RefreshErrorKind, RefreshOutcome, Session,
-    StoreCommand, StoreError, StoreOpId, TokenStore, Verdict, WaiterId,
+    Attempt, Event, RefreshError, RefreshErrorKind, RefreshOutcome, Session, StoreCommand,
+    StoreError, StoreOpId, TokenStore, WaiterId,
 };
-use reauth_drive::{carry_out, Drive, Hub, Io, Refresh};
+use reauth_drive::{carry_out, Drive, Hub, Io, Next, Refresh};
 use reqwest::{Request, Response};
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -20,19 +20,6 @@ type Wake = oneshot::Sender<Result<Attempt, reauth_core::Error>>;
 /// Extra time a parked request waits beyond the session's own waiter deadline. The session
 /// fails the waiter first; this only guards against a bug leaving it parked forever.
 const WAIT_SLACK: Duration = Duration::from_secs(5);
-
-/// What a request does next.
-#[derive(Debug)]
-pub(crate) enum Next {
-    /// Send with this attempt's credential.
-    Send(Attempt),
-    /// Send without any credential (the origin is not on the allow-list).
-    SendAnonymous,
-    /// Hand the response just received to the caller.
-    Deliver,
-    /// Fail the request.
-    Fail(reauth_core::Error),
-}
 
 /// How a request reaches the network: the plain client, or the rest of a middleware chain.
 pub(crate) trait Transport {
@@ -155,7 +142,7 @@ impl Shared {
             let template = built.copy(&request);
             let step = self.with_hub(|d, now| {
                 let admission = d.session.begin_request(now, &UrlTarget(request.url()));
-                admit(d, admission)
+                step(d, admission.into())
             });
             let Step::Go(Next::Send(attempt)) = step else {
                 let rest = self.resolve(step, Some(request), template, &mut transport);
@@ -213,7 +200,7 @@ impl Shared {
                     }
                     Step::Go(Next::Fail(e)) => return Err(e.into()),
                     Step::Parked(w, rx) => Step::Go(Box::pin(self.wait(w, rx)).await?),
-                    Step::Go(Next::Deliver) => return Err(Error::Disconnected),
+                    Step::Go(Next::Deliver | Next::Wait(_)) => return Err(Error::Disconnected),
                 };
             }
         }
@@ -239,7 +226,7 @@ impl Shared {
                 response.headers(),
                 replayable,
             );
-            judge(d, verdict)
+            step(d, verdict.into())
         });
         (!matches!(step, Step::Go(Next::Deliver))).then_some(step)
     }
@@ -387,30 +374,12 @@ fn park(d: &mut Drive<Wake>, waiter: WaiterId) -> Step {
     Step::Parked(waiter, rx)
 }
 
-fn admit(d: &mut Drive<Wake>, admission: Admission) -> Step {
-    match admission {
-        Admission::Send(a) => Step::Go(Next::Send(a)),
-        Admission::Wait(w) => park(d, w),
-        Admission::Anonymous => Step::Go(Next::SendAnonymous),
-        Admission::Reject(e) => Step::Go(Next::Fail(e)),
-        other => Step::Go(Next::Fail(unknown(&other))),
+/// A `Next`, with the receiver registered under the same lock when it says wait.
+fn step(d: &mut Drive<Wake>, next: Next) -> Step {
+    match next {
+        Next::Wait(w) => park(d, w),
+        other => Step::Go(other),
     }
-}
-
-fn judge(d: &mut Drive<Wake>, verdict: Verdict) -> Step {
-    match verdict {
-        Verdict::Done => Step::Go(Next::Deliver),
-        Verdict::Replay(a) => Step::Go(Next::Send(a)),
-        Verdict::Wait(w) => park(d, w),
-        Verdict::Fail(e) => Step::Go(Next::Fail(e)),
-        other => Step::Go(Next::Fail(unknown(&other))),
-    }
-}
-
-/// An answer a newer core may give that this adapter does not know: fail, never guess.
-fn unknown(answer: &dyn std::fmt::Debug) -> reauth_core::Error {
-    debug!(?answer, "reauth: an answer this adapter does not know");
-    reauth_core::Error::Unauthorized
 }
 
 /// Tells the session a parked request went away (its future was dropped or it gave up).

@@ -16,10 +16,10 @@ use crate::source::Source;
 use crate::wait::{Outcome, Waiter, Woke};
 use http::{HeaderValue, Uri};
 use reauth_core::{
-    Admission, Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
-    RefreshTrigger, Session, StoreCommand, StoreOpId, TokenStore, Verdict, WaiterId,
+    Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
+    RefreshTrigger, Session, StoreCommand, StoreOpId, TokenStore, WaiterId,
 };
-use reauth_drive::{carry_out, Drive, Hub, Io, Refresh};
+use reauth_drive::{carry_out, Drive, Hub, Io, Next, Refresh};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -56,19 +56,6 @@ pub(crate) trait Transport {
     fn send_anonymous(&mut self) -> Result<Response<Body>, Error>;
     /// Hands an authorized response to the caller (applying `http_status_as_error`).
     fn deliver(&mut self, response: Response<Body>) -> Result<Response<Body>, Error>;
-}
-
-/// What a request does next.
-#[derive(Debug)]
-pub(crate) enum Next {
-    /// Send with this attempt's credential.
-    Send(Attempt),
-    /// Send without any credential (the origin is not on the allow-list).
-    SendAnonymous,
-    /// Hand the response just received to the caller.
-    Deliver,
-    /// Fail the request.
-    Fail(reauth_core::Error),
 }
 
 pub(crate) struct Shared {
@@ -156,13 +143,8 @@ impl Shared {
             // expiry) before admitting. Cheap when nothing is due: the session keeps its
             // earliest timer at hand.
             d.session.handle_timeout(now);
-            match d.session.begin_request(now, uri) {
-                Admission::Send(a) => Step::Go(Next::Send(a)),
-                Admission::Wait(w) => Step::Parked(self.parked(d, w, now)),
-                Admission::Anonymous => Step::Go(Next::SendAnonymous),
-                Admission::Reject(e) => Step::Go(Next::Fail(e)),
-                other => Step::Go(Next::Fail(unknown(&other))),
-            }
+            let next = d.session.begin_request(now, uri).into();
+            self.step(d, next, now)
         });
         loop {
             step = match step {
@@ -194,7 +176,7 @@ impl Shared {
                 }
                 Step::Go(Next::Fail(e)) => return Err(e.into()),
                 Step::Parked(parked) => Step::Go(self.wait(parked)?),
-                Step::Go(Next::Deliver) => return Err(Error::Disconnected),
+                Step::Go(Next::Deliver | Next::Wait(_)) => return Err(Error::Disconnected),
             };
         }
     }
@@ -217,13 +199,7 @@ impl Shared {
                 response.headers(),
                 replayable,
             );
-            match verdict {
-                Verdict::Done => Step::Go(Next::Deliver),
-                Verdict::Replay(a) => Step::Go(Next::Send(a)),
-                Verdict::Wait(w) => Step::Parked(self.parked(d, w, now)),
-                Verdict::Fail(e) => Step::Go(Next::Fail(e)),
-                other => Step::Go(Next::Fail(unknown(&other))),
-            }
+            self.step(d, verdict.into(), now)
         });
         if matches!(step, Step::Go(Next::Deliver)) {
             return Ok(response);
@@ -236,6 +212,14 @@ impl Shared {
         // that might never come.
         drop(response);
         Err(step)
+    }
+
+    /// A `Next`, with the notifier registered under the same lock when it says wait.
+    fn step<'s>(&'s self, d: &mut Drive<Wake>, next: Next, now: Instant) -> Step<'s> {
+        match next {
+            Next::Wait(w) => Step::Parked(self.parked(d, w, now)),
+            other => Step::Go(other),
+        }
     }
 
     /// Registers the notifier of a request told to wait, under the same lock as the input
@@ -303,12 +287,6 @@ impl Shared {
         );
         outcome
     }
-}
-
-/// An answer a newer core may give that this adapter does not know: fail, never guess.
-fn unknown(answer: &dyn std::fmt::Debug) -> reauth_core::Error {
-    debug!(?answer, "reauth: an answer this adapter does not know");
-    reauth_core::Error::Unauthorized
 }
 
 /// The session's work, done on the calling thread.
