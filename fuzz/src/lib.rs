@@ -9,7 +9,7 @@
 //! | [`token_response`] | an HTTP response as text (status line, headers, blank line, body) | outcome vs an independent reading of the body; secrets never shown |
 //! | [`challenge`] | `WWW-Authenticate` values, one per line | structure, caps, round trip, class-only parsing; `should_refresh` only on 401 |
 //! | [`custom_protocol`] | an HTTP response as text | as `token_response`, for `JsonRefreshProtocol` |
-//! | [`store_file`] | the bytes of a token file | typed errors that never depend on the text; accepted tokens round-trip |
+//! | [`store_file`] | the bytes of a token file | typed errors that never depend on the text; accepted records (v2, or v1 read as the legacy record) round-trip into the current format |
 
 #![forbid(unsafe_code)]
 

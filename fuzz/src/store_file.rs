@@ -1,8 +1,10 @@
 //! `store_file`: arbitrary bytes as a token file. `FileStore::parse_bytes` must answer a
-//! typed result, never panic; whatever it accepts must survive a write and read back
-//! unchanged; and no error may show text from the file (it may hold tokens).
+//! typed result, never panic; whatever record it accepts (a version 2 record, or a
+//! version 1 file read as the legacy record) must survive `to_bytes` and read back equal,
+//! written in the current format; and no error may show text from the file (it may hold
+//! tokens).
 
-use reauth::{FileStore, SavedTokens};
+use reauth::{FileStore, Record};
 use std::time::{Duration, SystemTime};
 
 /// A fixed "now", so results do not depend on when the fuzzer runs: 2026-01-01.
@@ -13,7 +15,7 @@ fn now() -> SystemTime {
 pub fn run(data: &[u8]) {
     let store = FileStore::new("fuzz-tokens.json");
     match store.parse_bytes(data, now()) {
-        Ok(tokens) => round_trip(&store, &tokens),
+        Ok(record) => round_trip(&store, &record),
         Err(e) => {
             // Errors carry fixed texts, positions and field names only: the same error
             // for the input with every letter and digit rotated.
@@ -31,14 +33,18 @@ pub fn run(data: &[u8]) {
     }
 }
 
-fn round_trip(store: &FileStore, tokens: &SavedTokens) {
-    let bytes = FileStore::to_bytes(tokens, now());
+fn round_trip(store: &FileStore, record: &Record) {
+    let bytes = FileStore::to_bytes(record, now());
     let back = store
         .parse_bytes(&bytes, now())
-        .expect("a file written for accepted tokens is accepted");
-    assert_eq!(back.access_token, tokens.access_token);
-    assert_eq!(back.refresh_token, tokens.refresh_token);
-    assert_eq!(back.scope, tokens.scope);
-    // Expiry is stored in whole seconds.
-    assert_eq!(back.expires_at, tokens.expires_at);
+        .expect("a file written for an accepted record is accepted");
+    // Lineage, version, tokens or tombstone, expiry (already whole seconds): all equal.
+    assert!(back == *record, "the record changed through a write");
+    // Written in the current format, and writing it again gives the same bytes.
+    let header: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(header["version"], 2, "not written in the current format");
+    assert!(
+        FileStore::to_bytes(&back, now()) == bytes,
+        "a second write differs"
+    );
 }
