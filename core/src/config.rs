@@ -41,6 +41,10 @@ pub struct Config {
     /// lives a little longer, so no other process presents the same refresh token while
     /// this one may still be answered. Default 120 s.
     pub refresh_deadline: Duration,
+    /// The store's refresh lease lives `refresh_deadline` plus this, so that no other
+    /// process presents the same refresh token while this one's call may still be
+    /// answered; a holder that dies frees it when its time is up. Default 10 s.
+    pub lease_margin: Duration,
     /// If true, the session refreshes on its timers even when no request is flowing, so a
     /// token is always warm. Default false: an idle session does not rotate tokens (a
     /// server's refresh-token idle timeout then works as meant); the next request
@@ -75,6 +79,7 @@ impl Config {
             refresh_window: Duration::from_secs(60),
             refresh_timeout: Duration::from_secs(30),
             refresh_deadline: Duration::from_secs(120),
+            lease_margin: Duration::from_secs(10),
             keep_warm: false,
             waiter_timeout: Duration::from_secs(60),
             backoff: Backoff::default(),

@@ -108,7 +108,7 @@
 //!   Valid
 //! ```
 //!
-//! - **The lease** lives `refresh_deadline` + 10 s: a holder that crashes frees it when
+//! - **The lease** lives [`Config::refresh_deadline`] + [`Config::lease_margin`]: a holder that crashes frees it when
 //!   its time is up; one that overruns it cannot overwrite newer tokens, because every
 //!   write is a compare-and-swap at the version it read (the version is the fence).
 //! - **login** makes a new lineage and writes it over whatever the store holds

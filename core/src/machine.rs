@@ -31,10 +31,6 @@ use std::time::{Duration, Instant, SystemTime};
 /// Used when `now + d` does not fit in an `Instant`: far enough to never fire.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// The refresh lease outlives the refresh deadline by this much, so that no other process
-/// presents the same refresh token while this one's call may still be answered.
-const LEASE_MARGIN: Duration = Duration::from_secs(10);
-
 /// Upper bound of the jittered wait before looking at the store again while another
 /// holder refreshes.
 const LEASE_POLL: Duration = Duration::from_millis(200);
@@ -1174,7 +1170,10 @@ impl Session {
             Op::Lease => Some((
                 StoreCommand::Lease {
                     lineage: self.lineage?,
-                    ttl: self.config.refresh_deadline.saturating_add(LEASE_MARGIN),
+                    ttl: self
+                        .config
+                        .refresh_deadline
+                        .saturating_add(self.config.lease_margin),
                 },
                 None,
             )),

@@ -190,7 +190,8 @@ impl Agent {
         self.shared.with_hub(|d, now| d.session.login(now, tokens));
     }
 
-    /// Logs out: queued requests fail, the store is cleared, nothing is sent with a token
+    /// Logs out: queued requests fail, the store gets a tombstone (so every process
+    /// sharing it is logged out too, for good), nothing is sent with a token
     /// until the next [`login`](Self::login).
     pub fn logout(&self) {
         self.shared.with_hub(|d, now| d.session.logout(now));
