@@ -295,7 +295,6 @@ impl Session {
     pub fn login(&mut self, now: Instant, tokens: TokenSet) {
         let now = self.clock(now);
         self.abandon_episode();
-        self.release_lease();
         let lineage = Lineage::from_u128(
             u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()),
         );
@@ -303,6 +302,10 @@ impl Session {
         self.version = None;
         let tokens = self.make_tokens(now, tokens, false);
         self.want(Op::Login(lineage, Box::new(tokens.stored())));
+        // After the login's write, as after a tombstone: the abandoned refresh may still be
+        // answered, and a process of the old lineage that took the lease before the write
+        // landed would present the same refresh token (a reuse the server punishes).
+        self.release_lease();
         self.install(tokens);
         self.settle_in(now);
     }
