@@ -24,9 +24,10 @@
 //!   whole family, and refuse every token of a family for a few seconds.
 //! - **The API** answers 200 if the access token is live at the server, else 401 with
 //!   `WWW-Authenticate: Bearer error="invalid_token"`.
-//! - **Refresh calls** are taken by the server when the schedule says; the answer comes at
-//!   once, later, out of order, after the refresh timeout, never (the driver reports a
-//!   transient timeout at the call's deadline), or is lost after the server rotated.
+//! - **Refresh calls** are taken by the server when the schedule says (in one schedule in
+//!   four, the moment they start); the answer comes at once, later, out of order, after
+//!   the refresh timeout, never (the driver reports a transient timeout at the call's
+//!   deadline), or is lost after the server rotated.
 //! - **Processes** begin requests, log out, log in (a new lineage), and crash: a crash
 //!   drops everything (a lease it held stays until it expires; a store command or refresh
 //!   call it had sent may still arrive) and the process restarts with
@@ -49,32 +50,48 @@
 //! | `replay-generation` | a 401 never fails `Unauthorized` while the session holds a newer generation |
 //! | `nothing-after-logout` | no credential and no refresh after a logout, until the next login |
 //! | `logout-cause` | every logout has a cause (asked for, a tombstone or another login seen in the store, a refused refresh): a store that is away logs nobody out |
-//! | `hold-back` | while the API refuses every token, a process starts at most a handful of refreshes per two backoff caps |
+//! | `hold-back` | once two or more of a process's own fresh tokens in a row were refused, a 401 starts no refresh before half of `min(cap, base * 2^(n-2))` since the last one arrived; and while the API refuses every token, a process starts no more refreshes than that schedule allows |
 //! | `model-episode` | after each read under the lease, the session calls, adopts or logs out as the reference model predicts from the record and the version it knew |
 //! | `model-record` | at the end, with the store up and nothing lost, the store holds the refresh token the server considers live |
 //!
 //! ## Planted bugs
 //!
 //! Each old defect is planted with [`plant`] (per thread; no such hook exists without the
-//! `testing` feature) and hunted from seed 0 upwards. Reproduce with
+//! `testing` feature) and hunted from seed 0 upwards with the default configuration
+//! (bug 4 with [`SimConfig::rotate_at_once`], so that the overdue refresh is one the
+//! server already rotated on; with a call the server has not taken yet, `single-flight`
+//! catches it first). Reproduce with
 //! `cargo test -p reauth-core --test sim -- --nocapture planted`.
 //!
 //! | bug | caught by | seeds needed |
 //! |---|---|---|
-//! | 1 [`Bug::SaveOverTombstone`] | `tombstone-sticks` | TBD |
-//! | 2 [`Bug::TombstoneAsEmpty`] | `tombstone-seen` | TBD |
-//! | 3 [`Bug::AdoptOtherLineage`] | `model-episode` | TBD |
-//! | 4 [`Bug::OverdueIsFailed`] | `late-success` | TBD |
-//! | 5 [`Bug::SlowIsFailed`] | `single-flight` | TBD |
-//! | 6 [`Bug::ReplayFailsFirst`] | `replay-generation` | TBD |
-//! | 7 [`Bug::NoHoldBack`] | `hold-back` | TBD |
+//! | 1 [`Bug::SaveOverTombstone`] | `tombstone-sticks` | 16 |
+//! | 2 [`Bug::TombstoneAsEmpty`] | `tombstone-seen` | 2 |
+//! | 3 [`Bug::AdoptOtherLineage`] | `foreign-credential` | 1 |
+//! | 4 [`Bug::OverdueIsFailed`] | `reuse-detection` | 3 |
+//! | 5 [`Bug::SlowIsFailed`] | `single-flight` | 1 |
+//! | 6 [`Bug::ReplayFailsFirst`] | `replay-generation` | 2 |
+//! | 7 [`Bug::NoHoldBack`] | `hold-back` | 2 |
 
+/// Fails the check with `rule` unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $rule:literal, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(($rule, format!($($fmt)+)));
+        }
+    };
+}
+
+mod actions;
+mod calls;
 mod model;
 mod node;
 mod rng;
+mod rules;
 mod schedule;
 mod server;
 mod store;
+mod store_answers;
 mod world;
 
 pub use crate::machine::plant::{plant, Bug};
@@ -159,6 +176,31 @@ pub struct Report {
     pub requests_failed: u64,
     /// Most refreshes one process started during one refusal of every token.
     pub refused_burst: usize,
+}
+
+impl Report {
+    /// Adds `other`'s counters to these (the largest burst is kept).
+    pub fn add(&mut self, other: &Report) {
+        self.steps += other.steps;
+        self.sessions += other.sessions;
+        self.refreshes += other.refreshes;
+        self.rotations += other.rotations;
+        self.reuse_detections += other.reuse_detections;
+        self.lost_answers += other.lost_answers;
+        self.installed += other.installed;
+        self.late_installed += other.late_installed;
+        self.overdue += other.overdue;
+        self.adoptions += other.adoptions;
+        self.logouts += other.logouts;
+        self.logins += other.logins;
+        self.crashes += other.crashes;
+        self.reopened += other.reopened;
+        self.store_failures += other.store_failures;
+        self.predictions += other.predictions;
+        self.requests_ok += other.requests_ok;
+        self.requests_failed += other.requests_failed;
+        self.refused_burst = self.refused_burst.max(other.refused_burst);
+    }
 }
 
 /// A broken rule: the seed and step that reproduce it, and the steps that led there.

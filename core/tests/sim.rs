@@ -15,16 +15,7 @@ fn seeds_hold_every_rule() {
     let mut totals = reauth_core::sim::Report::default();
     for seed in 0..seeds {
         let r = run(seed, SimConfig::default()).unwrap_or_else(|f| panic!("{f}"));
-        totals.refreshes += r.refreshes;
-        totals.reuse_detections += r.reuse_detections;
-        totals.adoptions += r.adoptions;
-        totals.logouts += r.logouts;
-        totals.late_installed += r.late_installed;
-        totals.crashes += r.crashes;
-        totals.predictions += r.predictions;
-        totals.store_failures += r.store_failures;
-        totals.lost_answers += r.lost_answers;
-        totals.refused_burst = totals.refused_burst.max(r.refused_burst);
+        totals.add(&r);
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
