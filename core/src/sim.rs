@@ -60,18 +60,18 @@
 //! `testing` feature) and hunted from seed 0 upwards with the default configuration
 //! (bug 4 with [`SimConfig::rotate_at_once`], so that the overdue refresh is one the
 //! server already rotated on; with a call the server has not taken yet, `single-flight`
-//! catches it first). Reproduce with
+//! catches it first; on other seeds `reuse-detection` does). Reproduce with
 //! `cargo test -p reauth-core --test sim -- --nocapture planted`.
 //!
 //! | bug | caught by | seeds needed |
 //! |---|---|---|
 //! | 1 [`Bug::SaveOverTombstone`] | `tombstone-sticks` | 16 |
-//! | 2 [`Bug::TombstoneAsEmpty`] | `tombstone-seen` | 2 |
+//! | 2 [`Bug::TombstoneAsEmpty`] | `tombstone-seen` | 1 |
 //! | 3 [`Bug::AdoptOtherLineage`] | `foreign-credential` | 1 |
-//! | 4 [`Bug::OverdueIsFailed`] | `reuse-detection` | 3 |
+//! | 4 [`Bug::OverdueIsFailed`] | `late-success` | 1 |
 //! | 5 [`Bug::SlowIsFailed`] | `single-flight` | 1 |
-//! | 6 [`Bug::ReplayFailsFirst`] | `replay-generation` | 2 |
-//! | 7 [`Bug::NoHoldBack`] | `hold-back` | 2 |
+//! | 6 [`Bug::ReplayFailsFirst`] | `replay-generation` | 1 |
+//! | 7 [`Bug::NoHoldBack`] | `hold-back` | 20 |
 
 /// Fails the check with `rule` unless `cond` holds.
 macro_rules! ensure {
@@ -294,6 +294,7 @@ pub fn run(seed: u64, config: SimConfig) -> Result<Report, Failure> {
     // Process 0 logs in; the others start up from the store it wrote.
     let start = world
         .login(0)
+        .and_then(|()| world.store_step(0))
         .and_then(|()| (1..world.sessions()).try_for_each(|n| world.restart(n)));
     start.map_err(|e| fail(0, e, &mut world, &mut trace))?;
     let started = format!(

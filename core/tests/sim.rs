@@ -141,3 +141,27 @@ fn planted_bug_6_is_caught() {
 fn planted_bug_7_is_caught() {
     hunt(Bug::NoHoldBack, SimConfig::default(), &["hold-back"]);
 }
+
+#[test]
+#[ignore = "a long sweep over every knob; run with --ignored"]
+fn sweep_every_knob() {
+    let seeds = env("SIM_SEEDS").unwrap_or(2_000);
+    for sessions in [Some(1), Some(2), Some(8)] {
+        for store_failures in [Some(false), Some(true)] {
+            for grace in [Some(false), Some(true)] {
+                for rotate_at_once in [Some(false), Some(true)] {
+                    let mut config = SimConfig::default();
+                    config.sessions = sessions;
+                    config.store_failures = store_failures;
+                    config.grace = grace;
+                    config.rotate_at_once = rotate_at_once;
+                    for seed in 0..seeds {
+                        if let Err(f) = run(seed, config.clone()) {
+                            panic!("{config:?}\n{f}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@ use super::world::{bearer, Checked, World, MS};
 use crate::command::{Admission, Verdict};
 use crate::error::Error;
 use crate::record::Record;
+use crate::state::Phase;
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 impl World {
@@ -195,8 +196,9 @@ impl World {
         self.nodes[n].wire.len()
     }
 
-    pub(crate) fn is_logged_out(&self, n: usize) -> bool {
-        self.nodes[n].logged_out
+    /// Logged out, or never logged in: the process shows its login screen.
+    pub(crate) fn is_idle(&self, n: usize) -> bool {
+        self.nodes[n].logged_out || self.nodes[n].session.phase() == Phase::Empty
     }
 
     pub(crate) fn has_parked(&self, n: usize) -> bool {

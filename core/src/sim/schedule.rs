@@ -6,7 +6,7 @@ use std::time::Duration;
 /// How likely each action is, in the order `act` matches them: begin, respond, server
 /// takes a call, deliver an answer, lose an answer, store answers, time passes, logout,
 /// login, crash, revoke access tokens, revoke a family, refuse every token.
-const WEIGHTS: [u64; 13] = [120, 120, 60, 48, 8, 72, 84, 1, 2, 3, 10, 1, 4];
+const WEIGHTS: [u64; 13] = [120, 120, 60, 48, 8, 72, 84, 1, 4, 3, 10, 1, 2];
 
 /// Takes one action; returns what it did, for the trace. An action with nothing to act
 /// on gives way to another draw.
@@ -33,7 +33,7 @@ fn act(w: &mut World, action: usize) -> Checked<Option<String>> {
     let did = match action {
         0 => {
             // Mostly a process that is logged in.
-            let n = match pick(w, |w, n| !w.is_logged_out(n)) {
+            let n = match pick(w, |w, n| !w.is_idle(n)) {
                 Some(n) if w.rng.chance(90) => n,
                 _ => n,
             };
@@ -96,11 +96,11 @@ fn act(w: &mut World, action: usize) -> Checked<Option<String>> {
         8 => {
             // Mostly a process showing its login screen: it logs in, or starts a new client
             // on the login another process made.
-            let n = match pick(w, World::is_logged_out) {
+            let n = match pick(w, World::is_idle) {
                 Some(out) if w.rng.chance(80) => out,
                 _ => n,
             };
-            if w.is_logged_out(n) && w.rng.chance(50) {
+            if w.is_idle(n) && w.rng.chance(50) {
                 w.reopen(n)?;
                 format!("node {n} starts a new client from the store")
             } else {
@@ -125,7 +125,7 @@ fn act(w: &mut World, action: usize) -> Checked<Option<String>> {
         }
         _ => {
             let f = w.rng.index(w.families());
-            let ms = w.rng.range(2_000, 8_000);
+            let ms = w.rng.range(300, 1_500);
             w.refuse(f, ms);
             format!("API refuses every token of family {f} for {ms}ms")
         }
@@ -138,7 +138,7 @@ fn act(w: &mut World, action: usize) -> Checked<Option<String>> {
 /// how often sessions refresh.
 fn advance(w: &mut World) -> Checked<String> {
     let cap = if w.refusing() {
-        Duration::from_millis(10)
+        Duration::from_millis(50)
     } else {
         Duration::from_secs(3600)
     };
