@@ -20,7 +20,7 @@ cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-60}"
 sanitizer="${FUZZ_SANITIZER:-none}"
-all_targets=(machine token_response challenge custom_protocol store_file)
+all_targets=(machine token_response challenge custom_protocol store_file sim)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 if ! cargo +nightly --version >/dev/null 2>&1; then

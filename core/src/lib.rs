@@ -261,6 +261,8 @@ pub mod protocol;
 mod record;
 mod redact;
 mod retry_after;
+#[cfg(feature = "testing")]
+pub mod sim;
 mod state;
 mod store;
 mod timer;

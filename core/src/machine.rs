@@ -13,7 +13,7 @@ use crate::command::{
 };
 use crate::config::Config;
 use crate::credential::{Attempt, Credential};
-use crate::error::{Error, LogoutReason, RefreshError};
+use crate::error::{Error, LogoutReason, RefreshError, RefreshErrorKind};
 use crate::ids::{Generation, RefreshId, StoreOpId, WaiterId};
 use crate::jitter::Jitter;
 use crate::origin::Target;
@@ -24,9 +24,60 @@ use crate::timer::{Timer, TimerTable};
 use crate::token::{StoredTokens, TokenSet};
 use crate::waiters::{cancel_in, Slot, Waiters};
 use http::{HeaderMap, StatusCode};
+use plant::{planted, Bug};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+/// Old defects, planted one at a time by the simulator's tests to measure how many seeds
+/// it needs to find each. Every hook is one `planted(Bug::…)` test at the spot the defect
+/// lived; without the `testing` feature `planted` is a constant `false`.
+pub(crate) mod plant {
+    /// A defect the machine once had.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    #[non_exhaustive]
+    pub enum Bug {
+        /// A refresh's save writes with `Expect::Any`: it overwrites a tombstone.
+        SaveOverTombstone,
+        /// A tombstone read under the lease is taken as our current record: refresh and
+        /// write the tokens back.
+        TombstoneAsEmpty,
+        /// A record of another lineage is adopted as if it were ours.
+        AdoptOtherLineage,
+        /// An overdue refresh counts as failed at `refresh_timeout`: backoff, then a new
+        /// refresh presenting the same refresh token.
+        OverdueIsFailed,
+        /// An overdue refresh is started again at once, while the first is in flight.
+        SlowIsFailed,
+        /// A replay that gets 401 fails `Unauthorized` without looking at its generation.
+        ReplayFailsFirst,
+        /// Refused fresh tokens never hold refreshing back.
+        NoHoldBack,
+    }
+
+    #[cfg(feature = "testing")]
+    std::thread_local! {
+        // Per thread, so tests running side by side plant independently.
+        static PLANTED: std::cell::Cell<Option<Bug>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// Plants `bug` (or none) for sessions driven on this thread.
+    #[cfg(feature = "testing")]
+    pub fn plant(bug: Option<Bug>) {
+        PLANTED.with(|p| p.set(bug));
+    }
+
+    #[cfg(feature = "testing")]
+    pub(crate) fn planted(bug: Bug) -> bool {
+        PLANTED.with(|p| p.get() == Some(bug))
+    }
+
+    #[cfg(not(feature = "testing"))]
+    #[inline(always)]
+    pub(crate) const fn planted(_: Bug) -> bool {
+        false
+    }
+}
 
 /// Used when `now + d` does not fit in an `Instant`: far enough to never fire.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -240,7 +291,6 @@ impl Session {
     pub fn login(&mut self, now: Instant, tokens: TokenSet) {
         let now = self.clock(now);
         self.abandon_episode();
-        self.release_lease();
         let lineage = Lineage::from_u128(
             u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()),
         );
@@ -248,6 +298,10 @@ impl Session {
         self.version = None;
         let tokens = self.make_tokens(now, tokens, false);
         self.want(Op::Login(lineage, Box::new(tokens.stored())));
+        // After the login's write, as after a tombstone: the abandoned refresh may still be
+        // answered, and a process of the old lineage that took the lease before the write
+        // landed would present the same refresh token (a reuse the server punishes).
+        self.release_lease();
         self.install(tokens);
         self.settle_in(now);
     }
@@ -334,6 +388,9 @@ impl Session {
             return Verdict::Done;
         }
         let now = self.clock(now);
+        if planted(Bug::ReplayFailsFirst) && attempt.is_replay() {
+            return Verdict::Fail(Error::Unauthorized);
+        }
         if attempt.generation().0 == self.generation && self.tokens.is_some() {
             self.note_refused(now);
             // Rule 3: the current token was refused on a replay, or fresh tokens keep
@@ -557,6 +614,9 @@ impl Session {
     /// backoff cap of its arrival) hold refreshing back on the backoff schedule, from the
     /// second on; any other refusal starts the count again.
     fn note_refused(&mut self, now: Instant) {
+        if planted(Bug::NoHoldBack) {
+            return;
+        }
         if self.refused_generation == self.generation {
             return;
         }
@@ -700,7 +760,8 @@ impl Session {
             return self.go_on(now, leased);
         };
         if Some(record.lineage) != self.lineage {
-            if self.config.requires_refresh_token || record.tokens().is_none() {
+            let other = self.config.requires_refresh_token || record.tokens().is_none();
+            if other && !planted(Bug::AdoptOtherLineage) {
                 self.release_lease();
                 return self.log_out(LogoutReason::Superseded);
             }
@@ -711,6 +772,9 @@ impl Session {
         match record.entry {
             Entry::LoggedOut(t) => {
                 self.version = Some(record.version);
+                if planted(Bug::TombstoneAsEmpty) {
+                    return self.go_on(now, leased);
+                }
                 self.release_lease();
                 self.log_out(LogoutReason::Elsewhere(t));
             }
@@ -952,6 +1016,15 @@ impl Session {
     fn fire(&mut self, now: Instant, timer: Timer) {
         match (timer, &self.state) {
             (Timer::RefreshTimeout, _) => {
+                if planted(Bug::OverdueIsFailed) && self.state.refresh_in_flight().is_some() {
+                    let error = RefreshError::transient(RefreshErrorKind::Timeout);
+                    self.refresh_failed(now, error);
+                    return self.release_lease();
+                }
+                if planted(Bug::SlowIsFailed) && self.state.refresh_in_flight().is_some() {
+                    let step = self.call(now);
+                    return self.set_step(step);
+                }
                 if let Some(id) = self.state.refresh_in_flight() {
                     self.push(Command::Event(Event::RefreshOverdue { id }));
                 }
@@ -1180,8 +1253,13 @@ impl Session {
             Op::Read { .. } => Some((StoreCommand::Read, None)),
             Op::Save(tokens) => {
                 let lineage = self.lineage?;
+                let expect = if planted(Bug::SaveOverTombstone) {
+                    Expect::Any
+                } else {
+                    expect(lineage, self.version)
+                };
                 write(
-                    expect(lineage, self.version),
+                    expect,
                     lineage,
                     next(self.version),
                     Entry::Tokens(tokens.stored()),

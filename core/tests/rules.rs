@@ -610,13 +610,13 @@ fn login_resumes_waiters_and_abandons_the_refresh_in_flight() {
     };
     let r1 = sim.started();
     sim.s.login(sim.now, set("fresh", Some("fresh-r"), None));
-    // The login's tokens are the user's own: requests use them at once, the store gets
-    // them right after (a new lineage, replacing whatever it holds).
+    // The login's tokens go to the store first (a new lineage, replacing whatever it
+    // holds, before the refresh lease is given back), then requests use them.
     assert_eq!(
         sim.drain(),
         vec![
-            format!("resume {w} g2 replay"),
             "persist fresh fresh-r".to_string(),
+            format!("resume {w} g2 replay"),
         ]
     );
     assert_eq!(sim.refresh(r1, permanent()), Vec::<String>::new());
@@ -676,4 +676,32 @@ fn rule6_retry_after_is_honoured_up_to_its_cap() {
     // The server asks for an hour; the session waits its cap, 5 minutes, no more.
     sim.refresh(r, transient_after(secs(3600)));
     assert_eq!(sim.s.poll_timeout().unwrap() - sim.now, secs(300));
+}
+
+#[test]
+fn login_writes_its_record_before_giving_the_refresh_lease_back() {
+    // Found by the simulator: a login that gave the lease back before its write landed let
+    // a process of the old lineage take the lease, read the old record and present the
+    // refresh token the abandoned refresh had presented: a reuse the server punishes.
+    let mut sim = Sim::logged_in(Some(3600));
+    let a = sim.send();
+    let Verdict::Wait(_) = sim.respond(&a, 401) else {
+        panic!()
+    };
+    let r1 = sim.started();
+    sim.show_store = true;
+    sim.s
+        .login(sim.now, set("access-9", Some("refresh-9"), Some(3600)));
+    let out = sim.drain();
+    let write = out.iter().position(|l| l == "persist access-9 refresh-9");
+    let release = out.iter().position(|l| l.starts_with("store Release"));
+    assert!(
+        write.is_some() && release.is_some() && write < release,
+        "{out:?}"
+    );
+    // The abandoned refresh's answer changes nothing.
+    assert_eq!(
+        sim.refresh(r1, ok("access-2", Some("refresh-2"), Some(3600))),
+        Vec::<String>::new()
+    );
 }

@@ -10,6 +10,7 @@
 //! | [`challenge`] | `WWW-Authenticate` values, one per line | structure, caps, round trip, class-only parsing; `should_refresh` only on 401 |
 //! | [`custom_protocol`] | an HTTP response as text | as `token_response`, for `JsonRefreshProtocol` |
 //! | [`store_file`] | the bytes of a token file | typed errors that never depend on the text; accepted records (v2, or v1 read as the legacy record) round-trip into the current format |
+//! | [`sim`] | a seed and a few knobs | every rule of the multi-session simulator ([`reauth_core::sim`]) after every step |
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod custom_protocol;
 pub mod http_input;
 pub mod json_scan;
 pub mod machine;
+pub mod sim;
 pub mod store_file;
 pub mod token_response;
 

@@ -57,6 +57,11 @@ fn store_file_seeds() {
 }
 
 #[test]
+fn sim_seeds() {
+    run_all("sim", reauth_fuzz::sim::run);
+}
+
+#[test]
 fn machine_seeds() {
     run_all("machine", machine::run);
 }
