@@ -2,7 +2,7 @@
 //!
 //! ## Features of this crate
 //!
-//! This facade re-exports the sans-IO core ([`reauth_core`], also at the crate root: see
+//! This facade re-exports the sans-IO core ([`reauth_core`]) at the crate root (see
 //! its documentation for the state diagram, the drive loop and the caller's duties) and,
 //! behind features, the adapters and the file store:
 //!
@@ -14,7 +14,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub use reauth_core as core;
+// One path per item: the core's items at the crate root, nowhere else.
 pub use reauth_core::*;
 
 #[cfg(feature = "file-store")]

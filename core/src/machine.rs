@@ -291,9 +291,7 @@ impl Session {
     pub fn login(&mut self, now: Instant, tokens: TokenSet) {
         let now = self.clock(now);
         self.abandon_episode();
-        let lineage = Lineage::from_u128(
-            u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()),
-        );
+        let lineage = self.new_lineage();
         self.lineage = Some(lineage);
         self.version = None;
         let tokens = self.make_tokens(now, tokens, false);
@@ -693,12 +691,16 @@ impl Session {
         if self.lineage.is_none() {
             // A grant without a user (client credentials) starts its lineage here; a
             // record already in the store is taken up when read.
-            self.lineage = Some(Lineage::from_u128(
-                u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()),
-            ));
+            self.lineage = Some(self.new_lineage());
         }
         self.want(Op::Lease);
         Step::Lease
+    }
+
+    /// A lineage for a new login, from the session's seeded generator (adapters seed it
+    /// randomly, so two processes' logins never share one).
+    fn new_lineage(&mut self) -> Lineage {
+        Lineage::from_u128(u128::from(self.rng.next_u64()) << 64 | u128::from(self.rng.next_u64()))
     }
 
     /// Abandons the episode under way: its store answers only clean up, its refresh
