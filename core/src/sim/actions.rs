@@ -81,7 +81,10 @@ impl World {
         let before = session.generation();
         let phase = session.phase();
         let verdict = session.handle_response(self.now, &attempt, status, &headers, true);
-        if !accepted && attempt.generation() == before {
+        // A refusal counts against the current token only while the session holds one
+        // (after a logout the generation stays, the token is gone).
+        let holds_token = !matches!(phase, Phase::LoggedOut | Phase::Empty);
+        if !accepted && attempt.generation() == before && holds_token {
             self.refused(n, before, phase)?;
         }
         match verdict {
