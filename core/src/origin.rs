@@ -145,7 +145,8 @@ impl Origin {
         let host = target.host()?.trim_end_matches('.');
         let port = target.port().unwrap_or(default_port(secure));
         let same_host = host.eq_ignore_ascii_case(&self.host);
-        if !same_host && !(self.is_loopback() && is_loopback_host(host)) {
+        let loopback_alias = self.is_loopback() && is_loopback_host(host);
+        if !(same_host || loopback_alias) {
             return None;
         }
         Some(if secure != self.secure {
