@@ -2,34 +2,43 @@
 //!
 //! ## Features of this crate
 //!
-//! This facade re-exports the sans-IO core ([`reauth_core`]) at the crate root (see
-//! its documentation for the state diagram, the drive loop and the caller's duties) and,
+//! This facade re-exports the sans-IO core at the crate root ([`Session`] and its
+//! inputs; the crate `reauth-core` holds the full drive loop and the caller's duties) and,
 //! behind features, the adapters and the file store:
 //!
 //! | feature | item | what |
 //! |---|---|---|
-//! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter: tokio + reqwest, incl. a `reqwest_middleware` middleware |
-//! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3, plus a ureq middleware |
+//! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter over reqwest 0.13 (re-exported) on tokio, incl. a `reqwest_middleware` 0.5 middleware |
+//! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3.1 (re-exported), plus a ureq middleware |
 //! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 // One path per item: the core's items at the crate root, nowhere else.
 pub use reauth_core::*;
+// The client crates by their own names, listed (not inlined): their manuals are theirs.
+#[doc(no_inline)]
+pub use ::http;
 
 #[cfg(feature = "file-store")]
 mod file_store;
 #[cfg(feature = "file-store")]
 pub use file_store::{FileStore, FileStoreError};
 
-/// The async adapter over reqwest and tokio ([`reauth_reqwest`]).
 #[cfg(feature = "reqwest")]
 pub mod reqwest {
+    #![doc = include_str!("docs/reqwest.md")]
+    #[doc(no_inline)]
+    pub use ::reqwest;
+    #[doc(no_inline)]
+    pub use ::reqwest_middleware;
     pub use reauth_reqwest::*;
 }
 
-/// The blocking adapter over ureq 3 ([`reauth_ureq`]).
 #[cfg(feature = "ureq")]
 pub mod ureq {
+    #![doc = include_str!("docs/ureq.md")]
+    #[doc(no_inline)]
+    pub use ::ureq;
     pub use reauth_ureq::*;
 }

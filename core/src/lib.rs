@@ -2,7 +2,7 @@
 //!
 //! The sans-IO heart of [reauth](https://docs.rs/reauth): a deterministic state machine
 //! that keeps one set of OAuth2 tokens fresh for any number of concurrent requests, plus
-//! the OAuth2 (RFC 6749) and RFC 6750 codecs as pure functions over [`http`] types.
+//! the OAuth2 (RFC 6749) and RFC 6750 codecs as pure functions over [`http`](https://docs.rs/http/1) types.
 //!
 //! The machine does no I/O, spawns nothing, never sleeps and never reads a clock: every
 //! input carries `now: Instant`, and everything the machine wants done (a refresh call,
@@ -277,7 +277,7 @@ pub use credential::{Attempt, Credential};
 pub use error::{Error, LogoutReason, RefreshError, RefreshErrorKind};
 pub use ids::{Generation, RefreshId, StoreOpId, WaiterId};
 pub use machine::Session;
-pub use origin::{Origin, OriginError, Target};
+pub use origin::{NearMiss, Origin, OriginError, Target};
 pub use protocol::RefreshProtocol;
 pub use record::{Entry, Expect, Lease, LeaseId, Lineage, Record, Swap, Tombstone};
 pub use retry_after::parse_retry_after;

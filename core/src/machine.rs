@@ -2,8 +2,8 @@
 //!
 //! Methods come in four kinds, as in quinn-proto's `Connection`:
 //! - getters (`phase`, `generation`, `is_allowed`, …) read state;
-//! - mutators (`login`, `logout`, `begin_request`, `cancel`) carry the application's
-//!   wishes;
+//! - mutators (`login`, `logout`, `invalidate`, `begin_request`, `cancel`) carry the
+//!   application's wishes;
 //! - `handle_*` carry what the outside world did (a response arrived, a refresh finished, a
 //!   deadline passed);
 //! - `poll_*` hand out the work that follows.
@@ -159,7 +159,9 @@ struct Issued {
 
 /// A token session: the sans-IO state machine that keeps one set of tokens fresh for any
 /// number of concurrent requests, and keeps the store's session record in step with
-/// other processes. See the [crate docs](crate#the-callers-duties) for the drive loop.
+/// other processes. Drive it as [the drive loop](crate#drive-loop) shows, with
+/// [the caller's duties](crate#the-callers-duties); [its phases](crate#phases) are drawn in
+/// the crate docs.
 #[derive(Debug)]
 pub struct Session {
     config: Config,
@@ -333,6 +335,29 @@ impl Session {
         self.clock(now);
         if !matches!(self.state, State::LoggedOut { .. }) {
             self.log_out(LogoutReason::Requested);
+        }
+    }
+
+    /// The application learned outside HTTP that the token of `generation` is bad (a
+    /// websocket refused it, a 403 the app knows means expiry): treated exactly like a 401
+    /// for a request sent with that generation. For the current generation, one refresh
+    /// starts (or the one in flight is joined) and requests wait for it; for an older one
+    /// (a stale report: the token has been replaced since) nothing happens, so any number
+    /// of reports cause at most one refresh. Logged out, empty or held back after refused
+    /// refreshes: nothing happens. Take `generation` from
+    /// [`Snapshot::generation`](crate::Snapshot::generation) or
+    /// [`Attempt::generation`] when the token was handed out.
+    pub fn invalidate(&mut self, now: Instant, generation: Generation) {
+        let now = self.clock(now);
+        if generation.0 != self.generation || self.tokens.is_none() {
+            return;
+        }
+        self.note_refused(now);
+        if self.hold_until.is_some_and(|h| now < h) {
+            return;
+        }
+        if matches!(self.state, State::Valid { .. } | State::Expired) {
+            self.need_token(now);
         }
     }
 

@@ -28,13 +28,53 @@ pub enum OriginError {
     /// The scheme is neither `http` nor `https`.
     #[error("unsupported scheme `{0}`: only http and https carry bearer tokens")]
     UnsupportedScheme(String),
+    /// [`Origin::parse`] was given a URL with a path or query: an origin is only scheme,
+    /// host and port, so a token would also go to every other path on that host.
+    /// [`Origin::from_uri`] takes the origin of a URL on purpose.
+    #[error(
+        "`{0}` is not an origin: it has a path or query, and tokens would go to the whole \
+         host (give scheme, host and port only, or take a URL's origin with Origin::from_uri)"
+    )]
+    HasPath(String),
+}
+
+/// How a request's origin came close to an allowed origin without matching it: the usual
+/// slip when a token is unexpectedly not sent (the request goes out anonymous and gets a
+/// 401 that no refresh can fix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NearMiss {
+    /// The same host and scheme on another port.
+    Port,
+    /// The same host over the other scheme (`http` against `https`).
+    Scheme,
+    /// Another name of the loopback interface (`localhost`, `127.0.0.1`, `[::1]`), on the
+    /// same scheme and port.
+    LoopbackName,
+}
+
+impl fmt::Display for NearMiss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Port => "the same host on another port",
+            Self::Scheme => "the same host over another scheme",
+            Self::LoopbackName => "another name of the loopback interface",
+        })
+    }
 }
 
 impl Origin {
     /// The origin of an absolute `http` or `https` URI. The host is compared
     /// case-insensitively; a missing port is the scheme's default.
+    /// The path and query of `uri` are not part of its origin and are ignored.
     pub fn from_uri(uri: &Uri) -> Result<Self, OriginError> {
-        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
+        Self::of(uri)
+    }
+
+    /// The origin a request to `target` goes to (see [`from_uri`](Self::from_uri)), for
+    /// an adapter's URL type as for `http::Uri`.
+    pub fn of<T: Target + ?Sized>(target: &T) -> Result<Self, OriginError> {
+        let (Some(scheme), Some(host)) = (target.scheme(), target.host()) else {
             return Err(OriginError::NotAbsolute);
         };
         let secure = parse_scheme(scheme)?;
@@ -42,7 +82,7 @@ impl Origin {
         if host.is_empty() {
             return Err(OriginError::NotAbsolute);
         }
-        let port = uri.port_u16().unwrap_or(default_port(secure));
+        let port = target.port().unwrap_or(default_port(secure));
         let authority = if port == default_port(secure) {
             host.clone()
         } else {
@@ -56,10 +96,19 @@ impl Origin {
         })
     }
 
-    /// Parses the origin of a URI given as text, e.g. `https://api.example.com`.
+    /// Parses an origin given as text, e.g. `https://api.example.com` or
+    /// `http://127.0.0.1:8080/` (a lone `/` is allowed). Text with a path or query, such
+    /// as `https://api.example.com/v1`, is refused with [`OriginError::HasPath`] rather
+    /// than silently cut down to its host: an allow-list entry covers every path of its
+    /// origin, which the text would not suggest. Use [`from_uri`](Self::from_uri) to take
+    /// the origin of a URL.
     pub fn parse(text: &str) -> Result<Self, OriginError> {
         let uri: Uri = text.parse().map_err(|_| OriginError::Invalid)?;
-        Self::from_uri(&uri)
+        let origin = Self::from_uri(&uri)?;
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+            return Err(OriginError::HasPath(text.to_owned()));
+        }
+        Ok(origin)
     }
 
     /// True if `target` (an `http::Uri`, or an adapter's URL type) belongs to this
@@ -83,6 +132,31 @@ impl Origin {
         };
         target.port().unwrap_or(default_port(secure)) == self.port
             && host.trim_end_matches('.').eq_ignore_ascii_case(&self.host)
+    }
+
+    /// How `target`, which this origin does not match, nearly matches it: the same host on
+    /// another port or scheme, or another loopback name (`localhost` for `127.0.0.1`).
+    /// `None` for a match or an unrelated origin. A pure decision, for a driver to log.
+    pub fn near_miss<T: Target + ?Sized>(&self, target: &T) -> Option<NearMiss> {
+        if self.matches(target) {
+            return None;
+        }
+        let secure = parse_scheme(target.scheme()?).ok()?;
+        let host = target.host()?.trim_end_matches('.');
+        let port = target.port().unwrap_or(default_port(secure));
+        let same_host = host.eq_ignore_ascii_case(&self.host);
+        let loopback_alias = self.is_loopback() && is_loopback_host(host);
+        if !(same_host || loopback_alias) {
+            return None;
+        }
+        Some(if secure != self.secure {
+            NearMiss::Scheme
+        } else if port != self.port {
+            NearMiss::Port
+        } else {
+            // Same scheme and port, and no match: the host is another loopback name.
+            NearMiss::LoopbackName
+        })
     }
 
     /// `https` or `http`.
@@ -111,12 +185,16 @@ impl Origin {
 
     /// True if the host is a loopback address or `localhost`.
     pub fn is_loopback(&self) -> bool {
-        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        bare == "localhost"
-            || bare
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.host)
     }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where a request goes, as far as origins are concerned. Implemented for `http::Uri`;
@@ -217,6 +295,84 @@ mod tests {
             Err(OriginError::UnsupportedScheme(_))
         ));
         assert_eq!(Origin::parse("http://[::1"), Err(OriginError::Invalid));
+    }
+
+    #[test]
+    fn parse_refuses_paths_instead_of_dropping_them() {
+        assert_eq!(
+            Origin::parse("https://api.example.com/v1"),
+            Err(OriginError::HasPath("https://api.example.com/v1".into()))
+        );
+        assert!(matches!(
+            Origin::parse("https://api.example.com?x=1"),
+            Err(OriginError::HasPath(_))
+        ));
+        let err = Origin::parse("https://api.example.com/v1").unwrap_err();
+        assert!(err.to_string().contains("from_uri"), "{err}");
+        // A lone slash is how many people write a base URL.
+        assert_eq!(
+            Origin::parse("http://127.0.0.1:8080/").unwrap().to_string(),
+            "http://127.0.0.1:8080"
+        );
+        // Taking the origin of a URL is explicit.
+        let o = Origin::from_uri(&uri("https://api.example.com/v1?x=1")).unwrap();
+        assert_eq!(o, Origin::parse("https://api.example.com").unwrap());
+    }
+
+    #[test]
+    fn near_misses() {
+        let api = Origin::parse("https://api.example.com").unwrap();
+        let miss = |o: &Origin, u: &str| o.near_miss(&uri(u));
+        assert_eq!(miss(&api, "https://api.example.com/x"), None, "a match");
+        assert_eq!(
+            miss(&api, "https://api.example.com:8443/x"),
+            Some(NearMiss::Port)
+        );
+        assert_eq!(
+            miss(&api, "http://api.example.com/x"),
+            Some(NearMiss::Scheme)
+        );
+        assert_eq!(
+            miss(&api, "http://API.example.com.:8080/"),
+            Some(NearMiss::Scheme)
+        );
+        assert_eq!(miss(&api, "https://files.example.com/"), None);
+        assert_eq!(miss(&api, "https://api.example.com.evil.net/"), None);
+        assert_eq!(miss(&api, "https://localhost/"), None);
+        assert_eq!(miss(&api, "ftp://api.example.com/"), None);
+        assert_eq!(miss(&api, "/relative"), None);
+
+        let local = Origin::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(
+            miss(&local, "http://localhost:8080/x"),
+            Some(NearMiss::LoopbackName)
+        );
+        assert_eq!(
+            miss(&local, "http://[::1]:8080/x"),
+            Some(NearMiss::LoopbackName)
+        );
+        assert_eq!(miss(&local, "http://LOCALHOST:9090/"), Some(NearMiss::Port));
+        assert_eq!(
+            miss(&local, "https://localhost:8080/"),
+            Some(NearMiss::Scheme)
+        );
+        assert_eq!(miss(&local, "http://127.0.0.1:8080/x"), None, "a match");
+        assert_eq!(miss(&local, "http://10.0.0.1:8080/"), None);
+        let named = Origin::parse("http://localhost:3000").unwrap();
+        assert_eq!(
+            miss(&named, "http://127.0.0.1:3000/"),
+            Some(NearMiss::LoopbackName)
+        );
+        assert_eq!(miss(&named, "http://localhost.example:3000/"), None);
+    }
+
+    #[test]
+    fn origin_of_a_target() {
+        assert_eq!(
+            Origin::of(&uri("https://API.example.com:443/a?b")).unwrap(),
+            Origin::parse("https://api.example.com").unwrap()
+        );
+        assert_eq!(Origin::of(&uri("/a")), Err(OriginError::NotAbsolute));
     }
 
     #[test]

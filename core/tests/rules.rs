@@ -705,3 +705,97 @@ fn login_writes_its_record_before_giving_the_refresh_lease_back() {
         Vec::<String>::new()
     );
 }
+
+// ---- invalidate: "this token is bad", learned outside HTTP --------------------------------
+
+#[test]
+fn invalidate_for_the_current_generation_starts_one_refresh_and_requests_wait() {
+    let mut sim = Sim::logged_in(Some(3600));
+    let seen = sim.s.snapshot().generation;
+    // Any number of reports (a websocket per task, say) cause one refresh.
+    for _ in 0..10 {
+        sim.s.invalidate(sim.now, seen);
+    }
+    assert_eq!(sim.drain(), vec!["start r1 with refresh-1"]);
+    assert_eq!(sim.s.phase(), Phase::Refreshing);
+    // The bad token is not sent any more: requests wait for the refresh.
+    let w = sim.wait();
+    // A 401 for the same token joins the same refresh.
+    let out = sim.refresh(
+        sim.s.refresh_in_flight().unwrap(),
+        ok("access-2", None, Some(3600)),
+    );
+    assert_eq!(
+        out,
+        vec![
+            "persist access-2 refresh-1".to_string(),
+            "event refreshed g2".to_string(),
+            format!("resume {w} g2"),
+        ]
+    );
+    assert_eq!(sim.s.phase(), Phase::Valid);
+}
+
+#[test]
+fn invalidate_during_a_background_refresh_joins_it() {
+    let mut sim = Sim::logged_in(Some(3600));
+    let seen = sim.s.generation();
+    // Inside the stale window a request starts the background refresh.
+    sim.at(secs(3600 - 30));
+    let _ = sim.send();
+    let r1 = sim.started();
+    assert_eq!(sim.s.phase(), Phase::ValidRefreshing);
+    sim.s.invalidate(sim.now, seen);
+    assert_eq!(sim.drain(), Vec::<String>::new(), "no second refresh");
+    assert_eq!(sim.s.phase(), Phase::Refreshing);
+    let w = sim.wait();
+    let out = sim.refresh(r1, ok("access-2", None, Some(3600)));
+    assert!(out.contains(&format!("resume {w} g2")), "{out:?}");
+}
+
+#[test]
+fn invalidate_for_a_stale_generation_does_nothing() {
+    let mut sim = Sim::logged_in(Some(3600));
+    let old = sim.s.generation();
+    let trigger = sim.send();
+    let Verdict::Wait(_) = sim.respond(&trigger, 401) else {
+        panic!()
+    };
+    let r1 = sim.started();
+    sim.refresh(r1, ok("access-2", Some("refresh-2"), Some(3600)));
+    assert!(sim.s.generation() > old);
+    // The report is about the token replaced meanwhile, like a stale 401.
+    sim.s.invalidate(sim.now, old);
+    assert_eq!(sim.drain(), Vec::<String>::new());
+    assert_eq!(sim.s.phase(), Phase::Valid);
+    assert_eq!(sim.send().generation(), sim.s.generation());
+    // During the next refresh a stale report changes nothing either.
+    let current = sim.s.generation();
+    sim.s.invalidate(sim.now, current);
+    let r2 = sim.started();
+    sim.s.invalidate(sim.now, old);
+    sim.s.invalidate(sim.now, current);
+    assert_eq!(sim.drain(), Vec::<String>::new());
+    assert_eq!(sim.s.refresh_in_flight(), Some(r2));
+}
+
+#[test]
+fn invalidate_when_logged_out_or_empty_does_nothing() {
+    let mut sim = Sim::logged_in(Some(3600));
+    let seen = sim.s.generation();
+    sim.s.logout(sim.now);
+    sim.drain();
+    sim.s.invalidate(sim.now, seen);
+    assert_eq!(sim.drain(), Vec::<String>::new());
+    assert!(matches!(sim.s.phase(), Phase::LoggedOut));
+    assert!(matches!(
+        sim.begin(),
+        Admission::Reject(Error::LoggedOut(_))
+    ));
+
+    let mut empty = Sim::new(support::config());
+    let never = empty.s.generation();
+    empty.s.invalidate(empty.now, never);
+    assert_eq!(empty.drain(), Vec::<String>::new());
+    assert_eq!(empty.s.phase(), Phase::Empty);
+}

@@ -2,10 +2,10 @@
 //! input leaves for the adapter.
 
 use reauth_core::{
-    Attempt, Command, Error, Event, RefreshId, RefreshToken, Session, StoreCommand, StoreOpId,
-    WaiterId,
+    Admission, Attempt, Command, Error, Event, Origin, RefreshId, RefreshToken, Session,
+    StoreCommand, StoreOpId, Target, WaiterId,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 use tracing::{debug, info, warn};
@@ -17,9 +17,54 @@ pub struct Drive<N> {
     /// The machine. Feed it inputs inside [`Hub::with`].
     pub session: Session,
     parked: HashMap<WaiterId, N>,
+    /// Origins already warned about as near misses of the allow-list: once each is
+    /// enough to find the slip, and a request loop must not flood the log.
+    warned: HashSet<Origin>,
 }
 
+/// Near-miss origins warned about, at most: beyond that, only the debug line says why.
+const MAX_WARNED: usize = 64;
+
 impl<N> Drive<N> {
+    /// [`Session::begin_request`], saying why a request goes out without the token: a
+    /// debug line naming its origin and the allow-list, and a warning (once per origin)
+    /// when the origin nearly matches an allowed one, e.g. `localhost` against
+    /// `127.0.0.1`, or another port. No token text is ever logged.
+    pub fn begin_request<T: Target + ?Sized>(&mut self, now: Instant, target: &T) -> Admission {
+        let admission = self.session.begin_request(now, target);
+        if matches!(admission, Admission::Anonymous) {
+            self.anonymous(target);
+        }
+        admission
+    }
+
+    fn anonymous<T: Target + ?Sized>(&mut self, target: &T) {
+        let allowed = &self.session.config().allowed_origins;
+        let near = allowed
+            .iter()
+            .find_map(|o| o.near_miss(target).map(|kind| (o, kind)));
+        if near.is_none() && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let Ok(origin) = Origin::of(target) else {
+            debug!("reauth sending without the token: not an http(s) URL with a host");
+            return;
+        };
+        debug!(%origin, ?allowed, "reauth sending without the token: origin not on the allow-list");
+        let Some((close, kind)) = near else { return };
+        if self.warned.len() < MAX_WARNED && !self.warned.contains(&origin) {
+            warn!(
+                %origin,
+                allowed = %close,
+                near_miss = %kind,
+                "reauth sending without the token to {origin}: not on the allow-list, but \
+                 {kind} of the allowed {close} (add it to Config::allowed_origins if it should \
+                 get the token)"
+            );
+            self.warned.insert(origin);
+        }
+    }
+
     /// Parks a request: `notifier` fires when the session resumes or fails `waiter`. Call
     /// it inside the same [`Hub::with`] as the input that answered `Wait`.
     pub fn park(&mut self, waiter: WaiterId, notifier: N) {
@@ -137,6 +182,7 @@ impl<N> Hub<N> {
                 drive: Drive {
                     session,
                     parked: HashMap::new(),
+                    warned: HashSet::new(),
                 },
                 deadline,
             }),

@@ -34,6 +34,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Starts building a client around `http` with the session `config`.
+    /// [`build`](ClientBuilder::build) then needs a tokio runtime.
     pub fn builder(http: reqwest::Client, config: Config) -> ClientBuilder {
         ClientBuilder {
             http,
@@ -107,6 +108,18 @@ impl Client {
     /// next [`login`](Self::login).
     pub fn logout(&self) {
         self.shared.with_hub_now(|d, now| d.session.logout(now));
+    }
+
+    /// Reports that the token of `generation` is bad, learned outside HTTP (a websocket
+    /// refused it, a 403 the app knows means expiry). Take `generation` from
+    /// [`snapshot`](Self::snapshot)`().generation` before handing the token out. For the
+    /// current generation one refresh starts in the background and requests wait for it;
+    /// a report about an older generation (the token was replaced since), or one while
+    /// logged out, does nothing. See
+    /// [`Session::invalidate`](reauth_core::Session::invalidate).
+    pub fn invalidate(&self, generation: reauth_core::Generation) {
+        self.shared
+            .with_hub_now(|d, now| d.session.invalidate(now, generation));
     }
 
     /// The token state, without secrets.
@@ -218,7 +231,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Must run inside a tokio runtime.
+    /// Builds the client. Must run inside a tokio runtime (else
+    /// [`BuildError::NoRuntime`]): the client keeps that runtime's handle and spawns its
+    /// refreshes and timers on it, so the runtime must outlive the client.
     pub fn build(self) -> Result<Client, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let source = self.source.ok_or(BuildError::NoRefreshSource)?;

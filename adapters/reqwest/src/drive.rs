@@ -141,7 +141,7 @@ impl Shared {
             // A streaming body cannot be cloned, so such a request is sent once at most.
             let template = built.copy(&request);
             let step = self.with_hub(|d, now| {
-                let admission = d.session.begin_request(now, &UrlTarget(request.url()));
+                let admission = d.begin_request(now, &UrlTarget(request.url()));
                 step(d, admission.into())
             });
             let Step::Go(Next::Send(attempt)) = step else {

@@ -409,3 +409,30 @@ async fn client_credentials_acquire_on_first_use_with_one_token_call() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidate_refreshes_once_for_the_current_generation_and_ignores_stale_reports() {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |_| {}).await;
+        let url = s.server.api_url("items/1");
+        let seen = s.client.snapshot().generation;
+        // A websocket said the token is bad, twice: one refresh.
+        s.client.invalidate(seen);
+        s.client.invalidate(seen);
+        assert_eq!(storm(&s.client, &url, 20).await, vec![Ok(200); 20]);
+        assert_eq!(s.server.stats().token_calls, 1);
+        assert!(s.client.snapshot().generation > seen);
+        // A late report about the replaced token starts nothing.
+        s.client.invalidate(seen);
+        assert_eq!(storm(&s.client, &url, 5).await, vec![Ok(200); 5]);
+        assert_eq!(s.server.stats().token_calls, 1);
+        // Logged out, a report starts nothing either.
+        let current = s.client.snapshot().generation;
+        s.client.logout();
+        s.client.invalidate(current);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(s.server.stats().token_calls, 1);
+        s.server.shutdown().await;
+    })
+    .await;
+}

@@ -197,6 +197,18 @@ impl Agent {
         self.shared.with_hub(|d, now| d.session.logout(now));
     }
 
+    /// Reports that the token of `generation` is bad, learned outside HTTP (a websocket
+    /// refused it, a 403 the app knows means expiry). Take `generation` from
+    /// [`snapshot`](Self::snapshot)`().generation` before handing the token out. For the
+    /// current generation this refreshes once, on this thread, while other calls wait
+    /// for it; a report about an older generation (the token was replaced since), or one
+    /// while logged out, does nothing. See
+    /// [`Session::invalidate`](reauth_core::Session::invalidate).
+    pub fn invalidate(&self, generation: reauth_core::Generation) {
+        self.shared
+            .with_hub(|d, now| d.session.invalidate(now, generation));
+    }
+
     /// Why the token store could not be read when the agent was built (a corrupt file,
     /// say): the agent then started logged out. `None` if it was read fine.
     pub fn store_load_error(&self) -> Option<&reauth_core::StoreError> {

@@ -143,7 +143,7 @@ impl Shared {
             // expiry) before admitting. Cheap when nothing is due: the session keeps its
             // earliest timer at hand.
             d.session.handle_timeout(now);
-            let next = d.session.begin_request(now, uri).into();
+            let next = d.begin_request(now, uri).into();
             self.step(d, next, now)
         });
         loop {

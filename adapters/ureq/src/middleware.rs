@@ -12,8 +12,9 @@ use ureq::http::{Request, Response};
 use ureq::middleware::{Middleware, MiddlewareNext};
 use ureq::{Body, RequestExt, ResponseExt, SendBody};
 
-/// The session as a [`ureq::middleware::Middleware`], for agents you build yourself. Get
-/// one from [`Agent::middleware`](crate::Agent::middleware); it shares that agent's
+/// The session as a ureq
+/// [`Middleware`](https://docs.rs/ureq/3/ureq/middleware/trait.Middleware.html), for agents
+/// you build yourself. Get one from [`Agent::middleware`](crate::Agent::middleware); it shares that agent's
 /// session (one refresh for both).
 ///
 /// ureq hands a middleware a request it can send **once** (`MiddlewareNext` is consumed),

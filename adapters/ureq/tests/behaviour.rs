@@ -612,3 +612,27 @@ fn run_takes_http_requests_and_request_level_redirects_cannot_leak() {
         s.server.shutdown();
     });
 }
+
+#[test]
+fn invalidate_refreshes_once_for_the_current_generation_and_ignores_stale_reports() {
+    bounded(|| {
+        let s = setup(ServerConfig::default(), |_| {});
+        let url = s.server.api_url("items/1");
+        let seen = s.agent.snapshot().generation;
+        // A websocket said the token is bad: this thread refreshes, once.
+        s.agent.invalidate(seen);
+        s.agent.invalidate(seen);
+        assert_eq!(s.server.stats().token_calls, 1);
+        assert!(s.agent.snapshot().generation > seen);
+        assert_eq!(storm(&s.agent, &url, 8), vec![Ok(200); 8]);
+        // A late report about the replaced token starts nothing.
+        s.agent.invalidate(seen);
+        assert_eq!(storm(&s.agent, &url, 4), vec![Ok(200); 4]);
+        assert_eq!(s.server.stats().token_calls, 1);
+        let current = s.agent.snapshot().generation;
+        s.agent.logout();
+        s.agent.invalidate(current);
+        assert_eq!(s.server.stats().token_calls, 1);
+        s.server.shutdown();
+    });
+}
