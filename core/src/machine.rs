@@ -967,15 +967,19 @@ impl Session {
         }
         self.attempts = self.attempts.saturating_add(1);
         let retry_after = error.retry_after();
+        // The application's setup is wrong, not the tokens: retrying on the backoff
+        // schedule cannot help and logging out would destroy good tokens. Give up this
+        // episode at once, keeping the session (whatever `on_exhausted` says).
+        let configuration = error.is_configuration();
         let error = Arc::new(error);
         let background = matches!(self.state, State::Valid { .. });
-        if self.attempts >= self.config.backoff.max_attempts.max(1) {
+        if configuration || self.attempts >= self.config.backoff.max_attempts.max(1) {
             if background {
                 // The token still works: use it until it expires, then try afresh.
                 self.state = State::Valid {
                     background: Background::GaveUp,
                 };
-            } else if self.config.on_exhausted == crate::OnExhausted::LogOut {
+            } else if !configuration && self.config.on_exhausted == crate::OnExhausted::LogOut {
                 self.log_out(LogoutReason::AttemptsExhausted(error));
                 return;
             } else {

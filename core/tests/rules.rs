@@ -323,6 +323,38 @@ fn rule6_permanent_failure_logs_out_fails_waiters_and_writes_a_tombstone() {
 }
 
 #[test]
+fn rule6_a_configuration_error_fails_the_waiters_at_once_and_keeps_the_session() {
+    let mut config = config();
+    // Even where exhausted attempts log out: the tokens are not what failed.
+    config.on_exhausted = OnExhausted::LogOut;
+    let mut sim = Sim::new(config);
+    sim.s
+        .login(sim.now, set("access-1", Some("refresh-1"), None));
+    sim.drain();
+    let a = sim.send();
+    let Verdict::Wait(w) = sim.respond(&a, 401) else {
+        panic!()
+    };
+    let r1 = sim.started();
+    let error = RefreshError::configuration(RefreshErrorKind::Redirected {
+        location: "https://elsewhere.example/token".into(),
+    });
+    let out = sim.refresh(r1, RefreshOutcome::Failed(error));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0].starts_with(&format!(
+            "fail {w}: token refresh failed: the token endpoint redirected to https://elsewhere.example/token"
+        )),
+        "{out:?}"
+    );
+    assert!(out[1].starts_with("event refresh-failed"), "{out:?}");
+    // No backoff timer, no tombstone, no logout: the next request tries once more.
+    assert_eq!(sim.s.phase(), Phase::Expired);
+    assert!(matches!(sim.begin(), Admission::Wait(_)));
+    assert_eq!(sim.drain(), vec!["start r2 with refresh-1"]);
+}
+
+#[test]
 fn rule6_exhausted_attempts_keep_the_session_by_default() {
     let mut sim = Sim::logged_in(None);
     let a = sim.send();

@@ -235,6 +235,21 @@ fn check_success_status(r: &Response, scan: &Scan<'_>, outcome: &RefreshOutcome)
     }
 }
 
+/// The codes an `OAuth` error may show: RFC 6749 and RFC 6750 ones, or `other`.
+const SHOWN_CODES: [&str; 11] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_token",
+    "insufficient_scope",
+    "other",
+];
+
 /// The codes that say "try again later" on any status.
 const RETRY_LATER: [&str; 2] = ["server_error", "temporarily_unavailable"];
 
@@ -254,6 +269,8 @@ fn check_failure_status(r: &Response, outcome: &RefreshOutcome, retry_after: Opt
             assert!(e.is_permanent(), "a transient OAuth error: {e}");
             assert!(!RETRY_LATER.contains(&code.as_str()), "{e}");
             assert!(!code.is_empty() && code.len() <= 64, "{e}");
+            // Server text is never shown: a code of no RFC reads `other`.
+            assert!(SHOWN_CODES.contains(&code.as_str()), "{e}");
         }
         RefreshErrorKind::Status { status: s } => {
             assert_eq!(*s, status.as_u16());

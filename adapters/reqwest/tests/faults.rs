@@ -176,3 +176,63 @@ async fn a_waiter_past_its_deadline_gets_a_timeout() {
     })
     .await;
 }
+
+/// A token endpoint that redirects is a misconfiguration: the refresh request (refresh
+/// token, client secret) is never sent on, even by a token client built with reqwest's
+/// default policy, which follows; the waiters fail with a typed error naming the
+/// `Location` without its query; nothing is retried or logged out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_token_endpoint_is_never_followed() {
+    bounded(async {
+        for status in [307, 302] {
+            let server = reauth_testkit::TestServer::start(ServerConfig::default())
+                .await
+                .unwrap();
+            let store = std::sync::Arc::new(reauth_core::MemoryStore::new());
+            let client = reauth_reqwest::Client::builder(h2c(), session_config(&server))
+                .oauth2(grant(&server))
+                // reqwest's default builder follows up to ten redirects.
+                .token_client(reqwest::Client::builder())
+                .store(store.clone())
+                .jitter_seed(7)
+                .build()
+                .unwrap();
+            client.login(token_set(&server.issue_tokens()));
+            server.expire_access_tokens();
+            let sink = format!("redirected to {}/token-sink;", server.leak_url());
+            // One request: one token call, not a retry schedule.
+            server.push_fault(Fault::Redirect(status));
+            let one = storm(&client, &server.api_url("items/1"), 1).await;
+            let e = one[0].as_ref().expect_err("the request fails");
+            assert!(e.contains(&sink), "{status}: {e}");
+            assert!(!e.contains("next=here"), "{status}: {e}");
+            assert_eq!(server.stats().token_calls, 1, "{status}: retried");
+            // A storm against a redirecting endpoint: every request fails the same way.
+            server.push_faults(Fault::Redirect(status), 10);
+            let results = storm(&client, &server.api_url("items/1"), 10).await;
+            for r in &results {
+                let e = r.as_ref().expect_err("every waiter fails");
+                assert!(e.contains(&sink), "{status}: {e}");
+            }
+            server.clear_faults();
+            let stats = server.stats();
+            assert_eq!(
+                stats.leak_requests, 0,
+                "{status}: the refresh request was followed"
+            );
+            assert!(stats.token_calls <= 11, "{status}: retried");
+            assert_ne!(client.snapshot().phase, Phase::LoggedOut);
+            assert!(
+                stored(&store).is_some(),
+                "{status}: the tokens were dropped"
+            );
+            // Once the endpoint answers again, the next request refreshes and succeeds.
+            assert_eq!(
+                storm(&client, &server.api_url("items/1"), 1).await,
+                vec![Ok(200)]
+            );
+            server.shutdown().await;
+        }
+    })
+    .await;
+}

@@ -203,3 +203,59 @@ fn a_waiter_past_its_deadline_gets_a_timeout() {
         let _ = trigger.join().unwrap();
     });
 }
+
+/// A token endpoint that redirects is a misconfiguration: the refresh request is never
+/// sent on, even by a token agent that follows redirects itself; the waiters fail with a
+/// typed error naming the `Location` without its query; nothing is retried or logged out.
+#[test]
+fn a_redirecting_token_endpoint_is_never_followed() {
+    bounded(|| {
+        for status in [307, 302] {
+            let server = Server::start(ServerConfig::default());
+            let store = std::sync::Arc::new(reauth_core::MemoryStore::new());
+            // ureq's defaults follow up to ten redirects.
+            let token_agent = ureq::Agent::config_builder()
+                .max_redirects(10)
+                .build()
+                .new_agent();
+            let agent = reauth_ureq::Agent::builder(http(), session_config(&server))
+                .oauth2(grant(&server))
+                .token_agent(token_agent)
+                .store(store.clone())
+                .jitter_seed(7)
+                .build()
+                .unwrap();
+            agent.login(token_set(&server.issue_tokens()));
+            server.expire_access_tokens();
+            let sink = format!("redirected to {}/token-sink;", server.leak_url());
+            // One request: one token call, not a retry schedule.
+            server.push_fault(Fault::Redirect(status));
+            let one = storm(&agent, &server.api_url("items/1"), 1);
+            let e = one[0].as_ref().expect_err("the request fails");
+            assert!(e.contains(&sink), "{status}: {e}");
+            assert!(!e.contains("next=here"), "{status}: {e}");
+            assert_eq!(server.stats().token_calls, 1, "{status}: retried");
+            // A storm against a redirecting endpoint: every request fails the same way.
+            server.push_faults(Fault::Redirect(status), 10);
+            let results = storm(&agent, &server.api_url("items/1"), 10);
+            for r in &results {
+                let e = r.as_ref().expect_err("every waiter fails");
+                assert!(e.contains(&sink), "{status}: {e}");
+            }
+            server.clear_faults();
+            let stats = server.stats();
+            assert_eq!(
+                stats.leak_requests, 0,
+                "{status}: the refresh request was followed"
+            );
+            assert!(stats.token_calls <= 11, "{status}: retried");
+            assert_ne!(agent.snapshot().phase, Phase::LoggedOut);
+            assert!(
+                stored(&store).is_some(),
+                "{status}: the tokens were dropped"
+            );
+            assert_eq!(storm(&agent, &server.api_url("items/1"), 1), vec![Ok(200)]);
+            server.shutdown();
+        }
+    });
+}

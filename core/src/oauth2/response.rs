@@ -3,7 +3,7 @@
 use crate::command::RefreshOutcome;
 use crate::error::{RefreshError, RefreshErrorKind};
 use crate::json::{lifetime_field, malformed, read_object, string_field};
-use crate::redact::server_text;
+use crate::redact::{error_code, server_text};
 use crate::retry_after::parse_retry_after;
 use crate::token::{AccessToken, RefreshToken, TokenSet};
 use http::{HeaderMap, StatusCode};
@@ -207,7 +207,7 @@ fn classify(
     match code {
         Some(code) if oauth_status || STANDARD_CODES.contains(&code) => {
             with_detail(RefreshError::permanent(RefreshErrorKind::OAuth {
-                code: code.to_owned(),
+                code: error_code(code).to_owned(),
             }))
         }
         _ if oauth_status => with_detail(RefreshError::permanent(RefreshErrorKind::Status {
@@ -260,9 +260,9 @@ impl ErrorBody {
         let shows_code = matches!(error.kind(), RefreshErrorKind::OAuth { .. });
         match (&self.description, shows_code) {
             (Some(d), true) => error.with_detail(d.clone()),
-            (Some(d), false) => error.with_detail(format!("{}: {d}", self.code)),
+            (Some(d), false) => error.with_detail(format!("{}: {d}", error_code(&self.code))),
             (None, true) => error,
-            (None, false) => error.with_detail(self.code.clone()),
+            (None, false) => error.with_detail(error_code(&self.code).to_owned()),
         }
     }
 }
