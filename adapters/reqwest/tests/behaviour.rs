@@ -409,3 +409,40 @@ async fn client_credentials_acquire_on_first_use_with_one_token_call() {
     })
     .await;
 }
+
+/// A 401 from a hop that never carried the token (another origin, or back after one)
+/// says nothing about the token: no refresh, and the caller gets the 401 as is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_from_a_hop_without_the_token_starts_no_refresh() {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |_| {}).await;
+        // A → B: the leak listener answers 401 to a request that carried no token.
+        let r = s
+            .client
+            .get(s.server.api_url("redirect?to=/unauthorized"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.url().as_str().starts_with(&s.server.leak_url()));
+        // A → B → A: back on the API, without the token (reqwest dropped it at B), so the
+        // API answers 401 to a token the session still holds as good.
+        let r = s
+            .client
+            .get(s.server.api_url("redirect?to=/bounce%3Fto%3D/api/items/1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.url().as_str().starts_with(&s.server.base_url()));
+        let stats = s.server.stats();
+        assert_eq!(
+            stats.token_calls, 0,
+            "a refresh for a 401 the token never got"
+        );
+        assert!(stats.leaked_authorizations.is_empty());
+        assert_eq!(s.client.snapshot().phase, reauth_core::Phase::Valid);
+        s.server.shutdown().await;
+    })
+    .await;
+}
