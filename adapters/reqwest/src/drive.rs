@@ -488,10 +488,17 @@ impl Io for Tasks<'_> {
     }
 
     fn refresh(&self, refresh: Refresh) {
-        let shared = self.shared.clone();
+        // From here on the refresh is always answered: run, or reported abandoned if the
+        // task ends first (the refresh closure panics, the runtime shuts down).
+        let pending = PendingRefresh {
+            shared: self.shared.clone(),
+            id: refresh.id,
+            answered: false,
+        };
         let span = tracing::info_span!("reauth.refresh", id = %refresh.id);
         let task = async move {
             debug!("refresh started");
+            let shared = &pending.shared;
             let call = shared.source.refresh(
                 &shared.token_http,
                 refresh.refresh_token,
@@ -510,9 +517,43 @@ impl Io for Tasks<'_> {
                 success = matches!(outcome, RefreshOutcome::Success(_)),
                 "refresh finished"
             );
-            shared.with_hub(|d, now| d.session.handle_refresh(now, refresh.id, outcome));
+            pending.answer(outcome);
         };
         self.shared.runtime.spawn(task.instrument(span));
+    }
+}
+
+/// A refresh the session asked for, in its task. Dropped without an answer (a panic in
+/// the refresh source unwinds the task, the runtime drops it at shutdown), it reports the
+/// refresh abandoned, a transient failure: otherwise the session would hold it in doubt
+/// until its deadline, however far off, and every waiter with it.
+struct PendingRefresh {
+    shared: Arc<Shared>,
+    id: reauth_core::RefreshId,
+    answered: bool,
+}
+
+impl PendingRefresh {
+    fn answer(mut self, outcome: RefreshOutcome) {
+        self.answered = true;
+        let id = self.id;
+        self.shared
+            .with_hub(|d, now| d.session.handle_refresh(now, id, outcome));
+    }
+}
+
+impl Drop for PendingRefresh {
+    fn drop(&mut self) {
+        if !self.answered {
+            tracing::warn!(id = %self.id, "reauth refresh abandoned: its task ended unanswered");
+            let outcome = RefreshOutcome::Failed(
+                RefreshError::transient(RefreshErrorKind::Abandoned)
+                    .with_detail("the refresh task ended before answering"),
+            );
+            let id = self.id;
+            self.shared
+                .with_hub(|d, now| d.session.handle_refresh(now, id, outcome));
+        }
     }
 }
 

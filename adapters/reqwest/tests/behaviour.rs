@@ -446,3 +446,51 @@ async fn a_401_from_a_hop_without_the_token_starts_no_refresh() {
     })
     .await;
 }
+
+/// A refresh closure that panics does not wedge the session, even with a refresh
+/// deadline too far off to ever fire: the refresh is reported abandoned (transient), the
+/// backoff retry succeeds, and every waiter gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_refresh_is_abandoned_not_stranded() {
+    bounded(async {
+        let server = Arc::new(TestServer::start(ServerConfig::default()).await.unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (issuer, counter) = (server.clone(), calls.clone());
+        let mut config = session_config(&server);
+        config.refresh_timeout = Duration::MAX;
+        config.refresh_deadline = Duration::MAX;
+        let client = Client::builder(h2c(), config)
+            .refresh_fn(move |_| {
+                let (issuer, counter) = (issuer.clone(), counter.clone());
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                        panic!("a refresh source bug");
+                    }
+                    let t = issuer.issue_tokens();
+                    Ok(TokenSet::new(AccessToken::new(t.access_token).map_err(
+                        |_| RefreshError::transient(RefreshErrorKind::Malformed),
+                    )?))
+                }
+            })
+            .jitter_seed(7)
+            .build()
+            .unwrap();
+        client.login(token_set(&server.issue_tokens()));
+        let mut events = client.subscribe();
+        server.expire_access_tokens();
+        let results = tokio::time::timeout(
+            Duration::from_secs(10),
+            storm(&client, &server.api_url("items/1"), 20),
+        )
+        .await
+        .expect("the waiters were stranded");
+        assert_eq!(results, vec![Ok(200); 20]);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let abandoned = std::iter::from_fn(|| events.try_recv().ok()).any(|e| {
+            matches!(&e, reauth_core::Event::RefreshFailed { error, .. }
+                if *error.kind() == RefreshErrorKind::Abandoned)
+        });
+        assert!(abandoned, "no RefreshFailed(Abandoned) event");
+    })
+    .await;
+}
