@@ -91,3 +91,24 @@ fn huge_durations_do_not_overflow() {
         s.server.shutdown();
     });
 }
+
+/// The 401s of a storm are read to their end before the replay, so their connections go
+/// back to the pool: 64 threads need 64 API connections and one to the token endpoint,
+/// not a fresh one for every replay.
+#[test]
+fn a_storm_reuses_its_connections_for_the_replays() {
+    bounded(|| {
+        let s = setup(ServerConfig::default(), |_| {});
+        s.server.expire_access_tokens();
+        let results = storm(&s.agent, &s.server.api_url("items/1"), 64);
+        assert!(results.iter().all(|r| *r == Ok(200)), "{results:?}");
+        let stats = s.server.stats();
+        assert!(stats.api_status(401) >= 1, "no 401 was met: {stats:?}");
+        assert!(
+            stats.connections_accepted <= 64 + 1,
+            "{} connections for 64 threads",
+            stats.connections_accepted
+        );
+        s.server.shutdown();
+    });
+}
