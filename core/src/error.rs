@@ -140,7 +140,7 @@ pub enum RefreshErrorKind {
     /// The token endpoint answered a redirect (3xx). A refresh request is never sent on
     /// to another address (it carries the refresh token and the client's credentials), so
     /// the endpoint URI is wrong: a configuration error (see
-    /// [`RefreshError::is_configuration`]).
+    /// [`RefreshError::configuration`]).
     #[error("the token endpoint redirected to {location}; refresh requests never follow redirects, configure the final token endpoint URI")]
     Redirected {
         /// Where the `Location` header pointed, without its query, fragment or user
@@ -172,10 +172,13 @@ impl RefreshError {
     }
 
     /// A failure of the application's setup, not of the user's tokens (a token endpoint
-    /// that redirects, …): retrying at once cannot help and logging the user out would
-    /// destroy tokens that may well be good. The session keeps its tokens, fails the
-    /// waiting requests with this error and does not retry on a backoff schedule; the
-    /// next request tries once more (so a fixed deployment recovers by itself).
+    /// that redirects, the client's credentials refused): retrying at once cannot help
+    /// and logging the user out would destroy tokens that may well be good. The session
+    /// keeps its tokens, fails the waiting requests with this error, emits
+    /// [`Event::RefreshFailed`](crate::Event::RefreshFailed) and starts no refresh until
+    /// [`Backoff::cap`](crate::Backoff::cap) has passed or a login: a request that needs
+    /// one meanwhile fails at once with the same error. A fixed deployment then recovers
+    /// by itself.
     pub fn configuration(kind: RefreshErrorKind) -> Self {
         Self {
             kind,
@@ -222,7 +225,7 @@ impl RefreshError {
     }
 
     /// True if this failure is the application's configuration, not the tokens (see
-    /// [`RefreshError::configuration`]): it neither logs out nor backs off and retries.
+    /// [`RefreshError::configuration`]): it does not log out, and refreshing waits.
     pub fn is_configuration(&self) -> bool {
         self.configuration
     }

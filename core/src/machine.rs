@@ -196,6 +196,10 @@ pub struct Session {
     refused: u32,
     refused_generation: u64,
     hold_until: Option<Instant>,
+    /// A configuration error ended the last episode (the client's credentials refused, a
+    /// redirecting endpoint): until then no refresh starts, and a request that needs one
+    /// fails with that error. Cleared by a login or a success.
+    misconfigured: Option<(Instant, Arc<RefreshError>)>,
 }
 
 impl Session {
@@ -226,6 +230,7 @@ impl Session {
             refused: 0,
             refused_generation: 0,
             hold_until: None,
+            misconfigured: None,
         }
     }
 
@@ -602,9 +607,11 @@ impl Session {
             State::Empty => Admit::Reject(Error::NotAuthenticated),
             State::LoggedOut { reason } => Admit::Reject(Error::LoggedOut(reason.clone())),
             State::Refreshing { .. } | State::Backoff => Admit::Wait(self.enqueue(now, replay)),
-            State::Valid { .. } | State::Expired => {
-                unreachable!("need_token leaves Valid and Expired")
-            }
+            State::Valid { .. } | State::Expired => match &self.misconfigured {
+                // Held back by a configuration error: fail now, not after a wait.
+                Some((_, error)) => Admit::Reject(Error::RefreshFailed(error.clone())),
+                None => unreachable!("need_token leaves Valid and Expired unless held"),
+            },
         }
     }
 
@@ -641,10 +648,22 @@ impl Session {
         self.hold_until = Some(later(got_at, hold));
     }
 
-    /// The current token may no longer be sent: move to a phase that gets a new one.
+    /// The current token may no longer be sent: move to a phase that gets a new one, or
+    /// to `Expired` while a configuration error holds refreshing back.
     fn need_token(&mut self, now: Instant) {
         self.timers.stop(Timer::StaleWindow);
         self.timers.stop(Timer::Expiry);
+        if self.held(now)
+            && matches!(
+                self.state,
+                State::Valid {
+                    background: Background::Idle | Background::GaveUp
+                } | State::Expired
+            )
+        {
+            self.state = State::Expired;
+            return;
+        }
         self.state = match self.state {
             State::Valid {
                 background: Background::Running(step),
@@ -666,8 +685,20 @@ impl Session {
         };
     }
 
+    /// True while a configuration error holds refreshing back; forgets it once over.
+    fn held(&mut self, now: Instant) -> bool {
+        match &self.misconfigured {
+            Some((until, _)) if now < *until => true,
+            Some(_) => {
+                self.misconfigured = None;
+                false
+            }
+            None => false,
+        }
+    }
+
     fn start_background(&mut self, now: Instant) {
-        if self.can_refresh() {
+        if self.can_refresh() && !self.held(now) {
             self.attempts = 0;
             let step = self.begin_episode(now);
             self.state = State::Valid {
@@ -972,6 +1003,12 @@ impl Session {
         // episode at once, keeping the session (whatever `on_exhausted` says).
         let configuration = error.is_configuration();
         let error = Arc::new(error);
+        if configuration {
+            // Asking again at once would fail the same way (and may get the client locked
+            // out): not before the backoff cap, or a login.
+            let until = later(now, self.config.backoff.cap);
+            self.misconfigured = Some((until, error.clone()));
+        }
         let background = matches!(self.state, State::Valid { .. });
         if configuration || self.attempts >= self.config.backoff.max_attempts.max(1) {
             if background {
@@ -1137,6 +1174,9 @@ impl Session {
 
     /// Makes `tokens` current under a new generation.
     fn install(&mut self, mut tokens: Tokens) {
+        // New tokens (a login, a refresh, another process's): whatever held refreshing
+        // back is over.
+        self.misconfigured = None;
         self.generation += 1;
         tokens.credential = Credential::new(&tokens.access, Generation(self.generation));
         self.tokens = Some(tokens);

@@ -340,9 +340,7 @@ fn rfc6749_section5_2_example() {
 fn standard_and_unknown_codes_on_400_and_401_are_permanent() {
     for code in [
         "invalid_request",
-        "invalid_client",
         "invalid_grant",
-        "unauthorized_client",
         "unsupported_grant_type",
         "invalid_scope",
         "some_vendor_code",
@@ -477,15 +475,28 @@ fn other_statuses_are_transient_unless_a_standard_code_says_otherwise() {
     let e = failed(403, r#"{"error":"forbidden"}"#);
     status_error(&e, 403, false);
     assert_eq!(e.detail(), Some("other"));
-    // The six section 5.2 codes are definitive wherever they come from.
+    // The section 5.2 codes are definitive wherever they come from.
     permanent_oauth(
         &failed(403, r#"{"error":"invalid_grant"}"#),
         "invalid_grant",
     );
     permanent_oauth(
-        &failed(404, r#"{"error":"invalid_client"}"#),
-        "invalid_client",
+        &failed(404, r#"{"error":"invalid_scope"}"#),
+        "invalid_scope",
     );
+}
+
+#[test]
+fn the_clients_own_errors_are_configuration_errors_on_any_status() {
+    // The refresh token is the user's; the client's credentials are the app's. Neither
+    // logs out (permanent) nor is retried on the backoff schedule (transient).
+    for code in ["invalid_client", "unauthorized_client"] {
+        for status in [400, 401, 403, 200] {
+            let e = failed(status, &format!(r#"{{"error":"{code}"}}"#));
+            assert!(e.is_configuration() && !e.is_permanent(), "{status}: {e}");
+            assert_eq!(e.kind(), &RefreshErrorKind::OAuth { code: code.into() });
+        }
+    }
 }
 
 #[test]
