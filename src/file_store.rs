@@ -266,10 +266,22 @@ impl FileStore {
     }
 
     fn read_bytes(&self) -> Result<Option<Vec<u8>>, FileStoreError> {
-        let file = match File::open(&self.path) {
+        let mut options = fs::OpenOptions::new();
+        options.read(true);
+        // A link at the token path would hand us tokens from a file of someone else's
+        // choosing. (Writes are safe already: the temporary file is created exclusively,
+        // which never follows a link, and the rename replaces a link, not its target.)
+        no_follow(&mut options);
+        let file = match options.open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(FileStoreError::io(&self.path, "opening the token file", e)),
+            Err(e) => {
+                return Err(FileStoreError::open(
+                    &self.path,
+                    "opening the token file",
+                    e,
+                ))
+            }
         };
         let mut bytes = Vec::new();
         file.take(format::MAX_FILE_BYTES + 1)
@@ -396,6 +408,15 @@ impl TokenStore for FileStore {
     fn release(&self, _: Lineage, lease: LeaseId) -> Result<(), StoreError> {
         Ok(self.give_back(lease)?)
     }
+}
+
+/// Opening fails on a symbolic link in the last component instead of following it
+/// (`O_NOFOLLOW`). Elsewhere a no-op: Windows opens of a link need a privilege to plant.
+fn no_follow(options: &mut fs::OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NOFOLLOW);
+    #[cfg(not(unix))]
+    let _ = options;
 }
 
 fn create_dir(dir: &Path) -> Result<(), FileStoreError> {

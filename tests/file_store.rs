@@ -1031,3 +1031,32 @@ mod with_the_async_adapter {
         .await;
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_at_the_lock_or_token_path_is_refused_not_followed() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    // A link planted at `<file>.lock`: its target is neither created nor written.
+    let store = FileStore::new(dir.path().join("tokens.json"));
+    let target = dir.path().join("planted-target");
+    symlink(&target, store.lock_path()).unwrap();
+    let err = store
+        .write_record(Expect::Absent, &record(L1, 1, "a", "r"))
+        .unwrap_err();
+    assert!(matches!(err, FileStoreError::Symlink { .. }), "{err:?}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(!target.exists(), "the link was followed");
+    assert!(store.take_lease(L1, Duration::from_secs(1)).is_err());
+    assert!(!target.exists(), "the link was followed");
+    // A link at the token path, to a valid token file elsewhere: not read.
+    let elsewhere = FileStore::new(dir.path().join("elsewhere.json"));
+    elsewhere
+        .write_record(Expect::Absent, &record(L1, 1, "planted", "r"))
+        .unwrap();
+    let linked = FileStore::new(dir.path().join("linked.json"));
+    symlink(elsewhere.path(), linked.path()).unwrap();
+    let err = linked.read_record().unwrap_err();
+    assert!(matches!(err, FileStoreError::Symlink { .. }), "{err:?}");
+    assert!(!err.to_string().contains("planted"), "{err}");
+}

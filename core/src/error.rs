@@ -91,6 +91,7 @@ impl LogoutReason {
 pub struct RefreshError {
     kind: RefreshErrorKind,
     permanent: bool,
+    configuration: bool,
     retry_after: Option<Duration>,
     detail: Option<String>,
 }
@@ -110,7 +111,9 @@ pub enum RefreshErrorKind {
     /// (`invalid_grant`, `invalid_client`, …).
     #[error("the token endpoint answered error `{code}`")]
     OAuth {
-        /// The `error` field, e.g. `invalid_grant`.
+        /// The `error` field if it is an RFC 6749 or RFC 6750 code (`invalid_grant`,
+        /// `invalid_client`, `invalid_token`, …), else `other`: any other code is server
+        /// text and is never shown.
         code: String,
     },
     /// The token endpoint answered an HTTP status without a usable error body.
@@ -134,6 +137,16 @@ pub enum RefreshErrorKind {
         /// The cap, in bytes.
         limit: usize,
     },
+    /// The token endpoint answered a redirect (3xx). A refresh request is never sent on
+    /// to another address (it carries the refresh token and the client's credentials), so
+    /// the endpoint URI is wrong: a configuration error (see
+    /// [`RefreshError::configuration`]).
+    #[error("the token endpoint redirected to {location}; refresh requests never follow redirects, configure the final token endpoint URI")]
+    Redirected {
+        /// Where the `Location` header pointed, without its query, fragment or user
+        /// information and with token-like path segments elided; `(none)` if absent.
+        location: String,
+    },
     /// The refresh source panicked or was dropped before answering.
     #[error("the refresh was abandoned")]
     Abandoned,
@@ -152,6 +165,25 @@ impl RefreshError {
         Self {
             kind,
             permanent: false,
+            configuration: false,
+            retry_after: None,
+            detail: None,
+        }
+    }
+
+    /// A failure of the application's setup, not of the user's tokens (a token endpoint
+    /// that redirects, the client's credentials refused): retrying at once cannot help
+    /// and logging the user out would destroy tokens that may well be good. The session
+    /// keeps its tokens, fails the waiting requests with this error, emits
+    /// [`Event::RefreshFailed`](crate::Event::RefreshFailed) and starts no refresh until
+    /// [`Backoff::cap`](crate::Backoff::cap) has passed or a login: a request that needs
+    /// one meanwhile fails at once with the same error. A fixed deployment then recovers
+    /// by itself.
+    pub fn configuration(kind: RefreshErrorKind) -> Self {
+        Self {
+            kind,
+            permanent: false,
+            configuration: true,
             retry_after: None,
             detail: None,
         }
@@ -162,6 +194,7 @@ impl RefreshError {
         Self {
             kind,
             permanent: true,
+            configuration: false,
             retry_after: None,
             detail: None,
         }
@@ -189,6 +222,12 @@ impl RefreshError {
     /// True if this failure logs the session out.
     pub fn is_permanent(&self) -> bool {
         self.permanent
+    }
+
+    /// True if this failure is the application's configuration, not the tokens (see
+    /// [`RefreshError::configuration`]): it does not log out, and refreshing waits.
+    pub fn is_configuration(&self) -> bool {
+        self.configuration
     }
 
     /// The server's requested delay before the next try, if any.

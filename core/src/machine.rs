@@ -198,6 +198,10 @@ pub struct Session {
     refused: u32,
     refused_generation: u64,
     hold_until: Option<Instant>,
+    /// A configuration error ended the last episode (the client's credentials refused, a
+    /// redirecting endpoint): until then no refresh starts, and a request that needs one
+    /// fails with that error. Cleared by a login or a success.
+    misconfigured: Option<(Instant, Arc<RefreshError>)>,
 }
 
 impl Session {
@@ -228,6 +232,7 @@ impl Session {
             refused: 0,
             refused_generation: 0,
             hold_until: None,
+            misconfigured: None,
         }
     }
 
@@ -627,9 +632,11 @@ impl Session {
             State::Empty => Admit::Reject(Error::NotAuthenticated),
             State::LoggedOut { reason } => Admit::Reject(Error::LoggedOut(reason.clone())),
             State::Refreshing { .. } | State::Backoff => Admit::Wait(self.enqueue(now, replay)),
-            State::Valid { .. } | State::Expired => {
-                unreachable!("need_token leaves Valid and Expired")
-            }
+            State::Valid { .. } | State::Expired => match &self.misconfigured {
+                // Held back by a configuration error: fail now, not after a wait.
+                Some((_, error)) => Admit::Reject(Error::RefreshFailed(error.clone())),
+                None => unreachable!("need_token leaves Valid and Expired unless held"),
+            },
         }
     }
 
@@ -666,10 +673,22 @@ impl Session {
         self.hold_until = Some(later(got_at, hold));
     }
 
-    /// The current token may no longer be sent: move to a phase that gets a new one.
+    /// The current token may no longer be sent: move to a phase that gets a new one, or
+    /// to `Expired` while a configuration error holds refreshing back.
     fn need_token(&mut self, now: Instant) {
         self.timers.stop(Timer::StaleWindow);
         self.timers.stop(Timer::Expiry);
+        if self.held(now)
+            && matches!(
+                self.state,
+                State::Valid {
+                    background: Background::Idle | Background::GaveUp
+                } | State::Expired
+            )
+        {
+            self.state = State::Expired;
+            return;
+        }
         self.state = match self.state {
             State::Valid {
                 background: Background::Running(step),
@@ -691,8 +710,20 @@ impl Session {
         };
     }
 
+    /// True while a configuration error holds refreshing back; forgets it once over.
+    fn held(&mut self, now: Instant) -> bool {
+        match &self.misconfigured {
+            Some((until, _)) if now < *until => true,
+            Some(_) => {
+                self.misconfigured = None;
+                false
+            }
+            None => false,
+        }
+    }
+
     fn start_background(&mut self, now: Instant) {
-        if self.can_refresh() {
+        if self.can_refresh() && !self.held(now) {
             self.attempts = 0;
             let step = self.begin_episode(now);
             self.state = State::Valid {
@@ -992,15 +1023,25 @@ impl Session {
         }
         self.attempts = self.attempts.saturating_add(1);
         let retry_after = error.retry_after();
+        // The application's setup is wrong, not the tokens: retrying on the backoff
+        // schedule cannot help and logging out would destroy good tokens. Give up this
+        // episode at once, keeping the session (whatever `on_exhausted` says).
+        let configuration = error.is_configuration();
         let error = Arc::new(error);
+        if configuration {
+            // Asking again at once would fail the same way (and may get the client locked
+            // out): not before the backoff cap, or a login.
+            let until = later(now, self.config.backoff.cap);
+            self.misconfigured = Some((until, error.clone()));
+        }
         let background = matches!(self.state, State::Valid { .. });
-        if self.attempts >= self.config.backoff.max_attempts.max(1) {
+        if configuration || self.attempts >= self.config.backoff.max_attempts.max(1) {
             if background {
                 // The token still works: use it until it expires, then try afresh.
                 self.state = State::Valid {
                     background: Background::GaveUp,
                 };
-            } else if self.config.on_exhausted == crate::OnExhausted::LogOut {
+            } else if !configuration && self.config.on_exhausted == crate::OnExhausted::LogOut {
                 self.log_out(LogoutReason::AttemptsExhausted(error));
                 return;
             } else {
@@ -1158,6 +1199,9 @@ impl Session {
 
     /// Makes `tokens` current under a new generation.
     fn install(&mut self, mut tokens: Tokens) {
+        // New tokens (a login, a refresh, another process's): whatever held refreshing
+        // back is over.
+        self.misconfigured = None;
         self.generation += 1;
         tokens.credential = Credential::new(&tokens.access, Generation(self.generation));
         self.tokens = Some(tokens);

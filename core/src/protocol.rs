@@ -240,3 +240,37 @@ pub fn prepare_request(
     check_transport(request.uri(), allow_insecure_http)?;
     Ok(request)
 }
+
+/// The answer to a refresh request that got a redirect (any 3xx), or `None` for any other
+/// status. Adapters call it before [`RefreshProtocol::parse_response`] and send nothing
+/// on: the request carries the refresh token and the client's credentials, and following
+/// a `Location` would hand them to whatever it names. The error is a
+/// [configuration](RefreshError::is_configuration) error naming the `Location` without
+/// its query (see [`RefreshErrorKind::Redirected`]).
+///
+/// ```
+/// use http::{header::LOCATION, HeaderMap, StatusCode};
+/// use reauth_core::protocol::redirected;
+/// use reauth_core::RefreshErrorKind;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(LOCATION, "https://evil.example/steal?refresh_token=rt".parse()?);
+/// let e = redirected(StatusCode::TEMPORARY_REDIRECT, &headers).unwrap();
+/// assert!(e.is_configuration() && !e.is_permanent());
+/// assert_eq!(e.kind(), &RefreshErrorKind::Redirected { location: "https://evil.example/steal".into() });
+/// assert!(redirected(StatusCode::OK, &headers).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn redirected(status: StatusCode, headers: &HeaderMap) -> Option<RefreshError> {
+    if !status.is_redirection() {
+        return None;
+    }
+    let location = headers.get(http::header::LOCATION).map_or_else(
+        || "(none)".to_owned(),
+        |v| crate::redact::location(v.as_bytes()),
+    );
+    Some(
+        RefreshError::configuration(RefreshErrorKind::Redirected { location })
+            .with_detail(format!("HTTP {}", status.as_u16())),
+    )
+}

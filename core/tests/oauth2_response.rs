@@ -340,16 +340,21 @@ fn rfc6749_section5_2_example() {
 fn standard_and_unknown_codes_on_400_and_401_are_permanent() {
     for code in [
         "invalid_request",
-        "invalid_client",
         "invalid_grant",
-        "unauthorized_client",
         "unsupported_grant_type",
         "invalid_scope",
         "some_vendor_code",
     ] {
         for status in [400, 401] {
             let e = failed(status, &format!(r#"{{"error":"{code}"}}"#));
-            permanent_oauth(&e, code);
+            // A code of no RFC is server text: judged, never shown.
+            let shown = if code == "some_vendor_code" {
+                "other"
+            } else {
+                code
+            };
+            permanent_oauth(&e, shown);
+            assert!(!e.to_string().contains("vendor"), "{e}");
         }
     }
 }
@@ -469,16 +474,29 @@ fn other_statuses_are_transient_unless_a_standard_code_says_otherwise() {
     // An unknown code on such a status is not trusted either.
     let e = failed(403, r#"{"error":"forbidden"}"#);
     status_error(&e, 403, false);
-    assert_eq!(e.detail(), Some("forbidden"));
-    // The six section 5.2 codes are definitive wherever they come from.
+    assert_eq!(e.detail(), Some("other"));
+    // The section 5.2 codes are definitive wherever they come from.
     permanent_oauth(
         &failed(403, r#"{"error":"invalid_grant"}"#),
         "invalid_grant",
     );
     permanent_oauth(
-        &failed(404, r#"{"error":"invalid_client"}"#),
-        "invalid_client",
+        &failed(404, r#"{"error":"invalid_scope"}"#),
+        "invalid_scope",
     );
+}
+
+#[test]
+fn the_clients_own_errors_are_configuration_errors_on_any_status() {
+    // The refresh token is the user's; the client's credentials are the app's. Neither
+    // logs out (permanent) nor is retried on the backoff schedule (transient).
+    for code in ["invalid_client", "unauthorized_client"] {
+        for status in [400, 401, 403, 200] {
+            let e = failed(status, &format!(r#"{{"error":"{code}"}}"#));
+            assert!(e.is_configuration() && !e.is_permanent(), "{status}: {e}");
+            assert_eq!(e.kind(), &RefreshErrorKind::OAuth { code: code.into() });
+        }
+    }
 }
 
 #[test]
@@ -488,7 +506,7 @@ fn errors_sent_with_a_success_status_are_errors() {
         200,
         r#"{"error":"bad_refresh_token","error_description":"The refresh token passed is incorrect or expired.","error_uri":"https://docs.github.com"}"#,
     );
-    permanent_oauth(&e, "bad_refresh_token");
+    permanent_oauth(&e, "other");
     assert_eq!(
         e.detail(),
         Some("The refresh token passed is incorrect or expired.")

@@ -323,6 +323,88 @@ fn rule6_permanent_failure_logs_out_fails_waiters_and_writes_a_tombstone() {
 }
 
 #[test]
+fn rule6_a_configuration_error_fails_the_waiters_at_once_and_keeps_the_session() {
+    let mut config = config();
+    // Even where exhausted attempts log out: the tokens are not what failed.
+    config.on_exhausted = OnExhausted::LogOut;
+    let mut sim = Sim::new(config);
+    sim.s
+        .login(sim.now, set("access-1", Some("refresh-1"), None));
+    sim.drain();
+    let a = sim.send();
+    let Verdict::Wait(w) = sim.respond(&a, 401) else {
+        panic!()
+    };
+    let r1 = sim.started();
+    let error = RefreshError::configuration(RefreshErrorKind::Redirected {
+        location: "https://elsewhere.example/token".into(),
+    });
+    let out = sim.refresh(r1, RefreshOutcome::Failed(error));
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0].starts_with(&format!(
+            "fail {w}: token refresh failed: the token endpoint redirected to https://elsewhere.example/token"
+        )),
+        "{out:?}"
+    );
+    assert!(out[1].starts_with("event refresh-failed"), "{out:?}");
+    // No tombstone, no logout, no retry schedule: until the backoff cap, a request that
+    // needs a refresh fails at once with the same error, and nothing is started.
+    assert_eq!(sim.s.phase(), Phase::Expired);
+    assert!(sim.s.snapshot().has_refresh_token);
+    match sim.begin() {
+        Admission::Reject(Error::RefreshFailed(e)) => assert!(e.is_configuration(), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sim.drain(), Vec::<String>::new());
+    // After the cap (30 s by default), the next request tries once more.
+    sim.at(secs(31));
+    assert!(matches!(sim.begin(), Admission::Wait(_)));
+    assert_eq!(sim.drain(), vec!["start r2 with refresh-1"]);
+}
+
+#[test]
+fn rule6_invalid_client_keeps_the_tokens_and_holds_refreshing_until_a_login() {
+    let mut sim = Sim::logged_in(Some(3600));
+    let (a, b) = (sim.send(), sim.send());
+    let Verdict::Wait(w) = sim.respond(&a, 401) else {
+        panic!()
+    };
+    let r1 = sim.started();
+    let body = br#"{"error":"invalid_client","error_description":"bad secret"}"#;
+    let outcome = reauth_core::oauth2::parse_token_response(
+        http::StatusCode::UNAUTHORIZED,
+        &http::HeaderMap::new(),
+        body,
+        sim.wall(),
+    );
+    let out = sim.refresh(r1, outcome);
+    assert_eq!(
+        out[0],
+        format!(
+            "fail {w}: token refresh failed: the token endpoint answered error `invalid_client`: bad secret"
+        )
+    );
+    assert!(
+        !out.iter()
+            .any(|c| c.contains("tombstone") || c.contains("logged-out")),
+        "{out:?}"
+    );
+    assert_eq!(sim.s.phase(), Phase::Expired);
+    // A 401 for the same token arriving now fails at once, with no second token call.
+    assert!(matches!(
+        sim.respond(&b, 401),
+        Verdict::Fail(Error::RefreshFailed(_))
+    ));
+    assert_eq!(sim.drain(), Vec::<String>::new());
+    // A login (the app fixed its configuration) is taken at once.
+    sim.s
+        .login(sim.now, set("access-2", Some("refresh-2"), Some(3600)));
+    sim.drain();
+    assert!(matches!(sim.begin(), Admission::Send(_)));
+}
+
+#[test]
 fn rule6_exhausted_attempts_keep_the_session_by_default() {
     let mut sim = Sim::logged_in(None);
     let a = sim.send();

@@ -11,7 +11,8 @@
 //!   ill-formed known field, a repeated known key, a body that is not one JSON object or
 //!   exceeds the cap is a failure (`TooLarge` for the cap);
 //! - **other statuses**: never a success; 408, 429 and 5xx are transient; a permanent
-//!   failure is an OAuth code (not a "retry later" one) or HTTP 400/401; every transient
+//!   failure is an OAuth code (not a "retry later" one, nor `invalid_client` or
+//!   `unauthorized_client`, which are configuration errors) or HTTP 400/401; every transient
 //!   non-2xx failure is `Status` with the response's own status and its `Retry-After`.
 
 use crate::http_input::{self, Response};
@@ -235,6 +236,21 @@ fn check_success_status(r: &Response, scan: &Scan<'_>, outcome: &RefreshOutcome)
     }
 }
 
+/// The codes an `OAuth` error may show: RFC 6749 and RFC 6750 ones, or `other`.
+const SHOWN_CODES: [&str; 11] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_token",
+    "insufficient_scope",
+    "other",
+];
+
 /// The codes that say "try again later" on any status.
 const RETRY_LATER: [&str; 2] = ["server_error", "temporarily_unavailable"];
 
@@ -251,9 +267,17 @@ fn check_failure_status(r: &Response, outcome: &RefreshOutcome, retry_after: Opt
     }
     match e.kind() {
         RefreshErrorKind::OAuth { code } => {
-            assert!(e.is_permanent(), "a transient OAuth error: {e}");
+            // The client's own errors keep the session (configuration); the rest log out.
+            let client = ["invalid_client", "unauthorized_client"].contains(&code.as_str());
+            if client {
+                assert!(e.is_configuration() && !e.is_permanent(), "{e}");
+            } else {
+                assert!(e.is_permanent(), "a transient OAuth error: {e}");
+            }
             assert!(!RETRY_LATER.contains(&code.as_str()), "{e}");
             assert!(!code.is_empty() && code.len() <= 64, "{e}");
+            // Server text is never shown: a code of no RFC reads `other`.
+            assert!(SHOWN_CODES.contains(&code.as_str()), "{e}");
         }
         RefreshErrorKind::Status { status: s } => {
             assert_eq!(*s, status.as_u16());

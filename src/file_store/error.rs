@@ -58,6 +58,18 @@ pub enum FileStoreError {
         /// How long this process waited.
         waited: Duration,
     },
+    /// The token file or its lock file is a symbolic link. Refused, never followed: a
+    /// link planted there would make the store read tokens from, or create and write a
+    /// file at, a place of someone else's choosing.
+    #[error(
+        "token file {}: is a symbolic link; refused (the token file and its .lock must be \
+         regular files)",
+        path.display()
+    )]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
     /// Reading, writing, renaming or locking failed.
     #[error("token file {}: {op}: {source}", path.display())]
     Io {
@@ -85,6 +97,21 @@ impl FileStoreError {
             op,
             source,
         }
+    }
+
+    /// As [`io`](Self::io), for an open with no-follow semantics: the error the system
+    /// gives for a symbolic link in the last component becomes [`Self::Symlink`].
+    pub(crate) fn open(path: &Path, op: &'static str, source: io::Error) -> Self {
+        #[cfg(unix)]
+        {
+            // Linux and macOS say ELOOP; FreeBSD says EMLINK.
+            if matches!(source.raw_os_error(), Some(libc::ELOOP | libc::EMLINK)) {
+                return Self::Symlink {
+                    path: path.to_owned(),
+                };
+            }
+        }
+        Self::io(path, op, source)
     }
 
     /// Where an unreadable file was moved for inspection, if it was.
@@ -124,7 +151,7 @@ impl From<FileStoreError> for StoreError {
             }
             FileStoreError::FutureVersion { .. } => StoreErrorKind::NewerFormat,
             FileStoreError::LockTimeout { .. } => StoreErrorKind::LockTimeout,
-            FileStoreError::Io { .. } => StoreErrorKind::Io,
+            FileStoreError::Io { .. } | FileStoreError::Symlink { .. } => StoreErrorKind::Io,
         };
         StoreError::with_kind(kind, e.to_string()).with_source(e)
     }

@@ -105,9 +105,12 @@ fn open(path: &Path) -> Result<File, FileStoreError> {
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // A link planted at `<file>.lock` would otherwise be followed, and its target created
+    // (0600, ours) and written: refused instead.
+    super::no_follow(&mut options);
     options
         .open(path)
-        .map_err(|e| FileStoreError::io(path, "opening the lock file", e))
+        .map_err(|e| FileStoreError::open(path, "opening the lock file", e))
 }
 
 /// Takes the lock at `path`, trying until `wait` has passed.

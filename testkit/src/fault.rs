@@ -50,12 +50,17 @@ pub enum Fault {
     /// Processes the call normally, then never answers (like [`Hang`](Self::Hang): the
     /// handler ends when the client disconnects or the server shuts down).
     RotateThenHang,
+    /// This redirect status (300 to 399) with a `Location` on the leak listener
+    /// (`/token-sink?next=here`): a client that follows it sends its refresh request,
+    /// refresh token and client credentials included, to another origin, and
+    /// [`Stats::leak_requests`](crate::Stats::leak_requests) counts it.
+    Redirect(u16),
 }
 
 /// The valid fault names, for error messages and `--help` texts.
 pub const FAULT_NAMES: &str = "delay:<N>ms|delay:<N>s, 500, 503[:<N>s], 429[:<N>s], \
 invalid_grant, invalid_client, malformed, oversized, reset, hang, \
-rotate-delay:<N>ms|rotate-delay:<N>s, rotate-drop, rotate-hang";
+rotate-delay:<N>ms|rotate-delay:<N>s, rotate-drop, rotate-hang, redirect:<3xx>";
 
 /// [`Fault::parse`] did not recognise the name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -75,7 +80,7 @@ impl Fault {
     /// Parses a fault name: `delay:500ms`, `delay:2s`, `500`, `503`, `503:5s`
     /// (with `Retry-After: 5`), `429`, `429:1s`, `invalid_grant`, `invalid_client`,
     /// `malformed`, `oversized`, `reset`, `hang`, and the late answers
-    /// `rotate-delay:2s`, `rotate-drop`, `rotate-hang`. Names are case-insensitive; a few
+    /// `rotate-delay:2s`, `rotate-drop`, `rotate-hang`, and `redirect:307` (any 3xx). Names are case-insensitive; a few
     /// aliases (`server_error`, `unavailable`, `too_many_requests`, `malformed_json`,
     /// `connection_reset`, and `_` for `-` in the `rotate-*` names) are accepted too.
     ///
@@ -123,6 +128,10 @@ impl Fault {
             )),
             "rotate-drop" | "rotate_drop" => no_arg(Fault::RotateThenDrop),
             "rotate-hang" | "rotate_hang" => no_arg(Fault::RotateThenHang),
+            "redirect" => match arg.ok_or_else(err)?.parse::<u16>() {
+                Ok(status @ 300..=399) => Ok(Fault::Redirect(status)),
+                _ => Err(err()),
+            },
             _ => Err(err()),
         }
     }
@@ -143,6 +152,7 @@ impl Fault {
             Fault::RotateThenDelay(_) => "rotate_then_delay",
             Fault::RotateThenDrop => "rotate_then_drop",
             Fault::RotateThenHang => "rotate_then_hang",
+            Fault::Redirect(_) => "redirect",
         }
     }
 }
@@ -175,6 +185,7 @@ impl fmt::Display for Fault {
             Fault::RotateThenDelay(d) => write!(f, "rotate-delay:{}ms", d.as_millis()),
             Fault::RotateThenDrop => f.write_str("rotate-drop"),
             Fault::RotateThenHang => f.write_str("rotate-hang"),
+            Fault::Redirect(status) => write!(f, "redirect:{status}"),
         }
     }
 }
@@ -223,6 +234,8 @@ mod tests {
             Fault::RotateThenDelay(Duration::from_secs(3)),
             Fault::RotateThenDrop,
             Fault::RotateThenHang,
+            Fault::Redirect(307),
+            Fault::Redirect(302),
         ];
         for f in all {
             assert_eq!(Fault::parse(&f.to_string()), Ok(f), "{f}");
@@ -247,6 +260,9 @@ mod tests {
             "rotate-drop:1s",
             "rotate-hang:",
             "rotate",
+            "redirect",
+            "redirect:200",
+            "redirect:abc",
         ] {
             let e = Fault::parse(bad).unwrap_err();
             assert_eq!(e.input(), bad);

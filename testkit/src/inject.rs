@@ -79,6 +79,7 @@ pub(crate) async fn act(shared: &Shared, fault: Fault, flavor: Flavor) -> Option
             shared.shutdown.wait().await;
             Err(Abort)
         }
+        Fault::Redirect(status) => Ok(redirect(shared, status)),
         Fault::RotateThenDelay(_) | Fault::RotateThenDrop | Fault::RotateThenHang => return None,
     };
     Some(reply)
@@ -104,6 +105,17 @@ pub(crate) async fn deliver(shared: &Shared, fault: Option<Fault>, resp: Resp) -
             Err(Abort)
         }
         _ => Ok(resp),
+    }
+}
+
+/// `status` with a `Location` on the leak listener (another origin).
+fn redirect(shared: &Shared, status: u16) -> Resp {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    let location = format!("{}/token-sink?next=here", shared.leak_base);
+    let resp = respond::text(status, "injected fault: redirect\n");
+    match HeaderValue::from_str(&location) {
+        Ok(v) => with_header(resp, http::header::LOCATION, v),
+        Err(_) => resp,
     }
 }
 

@@ -1,11 +1,13 @@
-//! The second listener: a different origin that answers 200 to anything and records
-//! every `Authorization` header it receives. A bearer token arriving here has leaked
-//! across a redirect.
+//! The second listener: a different origin that records every `Authorization` header it
+//! receives (a bearer token arriving here has leaked across a redirect) and answers 200
+//! to anything, except `/unauthorized` (401 `invalid_token`, as an API that got no
+//! token would answer) and `/bounce?to=/path` (307 back to the main listener: a chain
+//! A → B → A).
 
 use std::future::{ready, Ready};
 use std::sync::Arc;
 
-use http::header::AUTHORIZATION;
+use http::header::{HeaderValue, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 
@@ -29,6 +31,35 @@ impl hyper::service::Service<Request<Incoming>> for LeakService {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
         self.0.stats.leak(authorizations);
-        ready(Ok(respond::text(StatusCode::OK, "ok: leak listener\n")))
+        let resp = match req.uri().path() {
+            "/unauthorized" => respond::with_header(
+                respond::text(StatusCode::UNAUTHORIZED, "no token here\n"),
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"leak\", error=\"invalid_token\""),
+            ),
+            "/bounce" => bounce(&self.0.api_base, req.uri().query()),
+            _ => respond::text(StatusCode::OK, "ok: leak listener\n"),
+        };
+        ready(Ok(resp))
+    }
+}
+
+/// 307 to `to` (a path) on the main listener, or 400 without one.
+fn bounce(api_base: &str, query: Option<&str>) -> respond::Resp {
+    let to = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "to")
+            .map(|(_, v)| v.into_owned())
+    });
+    let location = to
+        .filter(|t| t.starts_with('/'))
+        .and_then(|t| HeaderValue::from_str(&format!("{api_base}{t}")).ok());
+    match location {
+        Some(l) => respond::with_header(
+            respond::text(StatusCode::TEMPORARY_REDIRECT, "bounce\n"),
+            LOCATION,
+            l,
+        ),
+        None => respond::text(StatusCode::BAD_REQUEST, "`to` must be a path\n"),
     }
 }

@@ -17,8 +17,9 @@
 //! Bearer failures follow RFC 6750: no token → 401 `WWW-Authenticate: Bearer
 //! realm="reauth-testkit"`; unknown, expired or revoked → 401 with
 //! `error="invalid_token"`. A second listener ([`TestServer::leak_url`]) answers 200 to
-//! anything and records each `Authorization` header it gets, so tests can prove that a
-//! token never follows a cross-origin redirect.
+//! anything (but 401 `invalid_token` at `/unauthorized`, and a 307 back to the main
+//! listener at `/bounce?to=/path`) and records each `Authorization` header it gets, so
+//! tests can prove that a token never follows a cross-origin redirect.
 //!
 //! Tests steer the server through the handle: [`TestServer::issue_tokens`] logs a user
 //! in, [`TestServer::expire_access_tokens`] and [`TestServer::revoke_family`] kill tokens,

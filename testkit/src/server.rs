@@ -63,6 +63,7 @@ impl TestServer {
         let streams = config.http2_max_concurrent_streams;
         let shared = Arc::new(Shared::new(
             config,
+            format!("http://{addr}"),
             format!("http://{leak_addr}"),
             signal.clone(),
         ));

@@ -15,6 +15,8 @@ pub(crate) struct Shared {
     tokens: Mutex<TokenStore>,
     faults: Mutex<VecDeque<Fault>>,
     pub(crate) stats: Recorder,
+    /// `http://127.0.0.1:PORT` of the main listener, where the leak listener bounces back.
+    pub(crate) api_base: String,
     /// `http://127.0.0.1:PORT` of the leak listener, the redirect target.
     pub(crate) leak_base: String,
     pub(crate) shutdown: ShutdownSignal,
@@ -27,8 +29,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn new(config: ServerConfig, leak_base: String, shutdown: ShutdownSignal) -> Self {
+    pub(crate) fn new(
+        config: ServerConfig,
+        api_base: String,
+        leak_base: String,
+        shutdown: ShutdownSignal,
+    ) -> Self {
         Self {
+            api_base,
             config,
             tokens: Mutex::default(),
             faults: Mutex::default(),

@@ -169,7 +169,7 @@ pub struct ClientBuilder {
     config: Config,
     store: Option<Arc<dyn TokenStore>>,
     source: Option<Source>,
-    token_http: Option<reqwest::Client>,
+    token_http: Option<reqwest::ClientBuilder>,
     allow_insecure_http: bool,
     seed: Option<u64>,
 }
@@ -211,9 +211,17 @@ impl ClientBuilder {
         self
     }
 
-    /// The client used for the token endpoint. Default: a new reqwest client that follows
-    /// no redirects (a redirect must never carry a refresh token elsewhere).
-    pub fn token_client(mut self, http: reqwest::Client) -> Self {
+    /// How to build the client used for the token endpoint (proxies, TLS roots, a client
+    /// certificate, timeouts, …). Default: `reqwest::Client::builder()`.
+    ///
+    /// Whatever the builder says about redirects, the adapter sets
+    /// [`Policy::none`](reqwest::redirect::Policy::none) on it last: a refresh request
+    /// carries the refresh token and the client secret, and a redirect must never carry
+    /// them elsewhere. A builder and not a built `reqwest::Client`, because a built client
+    /// cannot be told, per request or afterwards, to stop following redirects, and its
+    /// policy cannot be inspected. A 3xx from the token endpoint fails the refresh with
+    /// [`RefreshErrorKind::Redirected`](reauth_core::RefreshErrorKind::Redirected).
+    pub fn token_client(mut self, http: reqwest::ClientBuilder) -> Self {
         self.token_http = Some(http);
         self
     }
@@ -242,13 +250,12 @@ impl ClientBuilder {
             config.requires_refresh_token = requires;
         }
         config.seed = self.seed.unwrap_or_else(reauth_drive::random_seed);
-        let token_http = match self.token_http {
-            Some(c) => c,
-            None => reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(BuildError::TokenClient)?,
-        };
+        let token_http = self
+            .token_http
+            .unwrap_or_else(reqwest::Client::builder)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(BuildError::TokenClient)?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let opened = reauth_drive::open(config, &*store);
         let shared = Shared::start(Parts {

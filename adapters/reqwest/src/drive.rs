@@ -148,8 +148,12 @@ impl Shared {
                 let rest = self.resolve(step, Some(request), template, &mut transport);
                 return Box::pin(rest).await;
             };
+            // Where the credential went, to tell a redirected response: the template's
+            // URL, or (no template, a rare case) a copy.
+            let sent_to = template.is_none().then(|| request.url().clone());
             let response = send(&attempt, request, &mut transport).await?;
-            let Some(step) = self.answer(&attempt, &response, template.is_some()) else {
+            let url = template.as_ref().map(Request::url).or(sent_to.as_ref());
+            let Some(step) = self.answer(&attempt, &response, url, template.is_some()) else {
                 return Ok(response);
             };
             Box::pin(async move {
@@ -185,8 +189,10 @@ impl Shared {
                             // twice.
                             return Err(Error::Disconnected);
                         };
+                        let sent_to = template.is_none().then(|| request.url().clone());
                         let response = send(&attempt, request, transport).await?;
-                        let Some(step) = self.answer(&attempt, &response, template.is_some())
+                        let url = template.as_ref().map(Request::url).or(sent_to.as_ref());
+                        let Some(step) = self.answer(&attempt, &response, url, template.is_some())
                         else {
                             return Ok(response);
                         };
@@ -206,16 +212,34 @@ impl Shared {
         }
     }
 
-    /// What to do after `response`: `None` to hand it to the caller, else the step to take
-    /// instead (it is then set aside).
+    /// What to do after `response` to a request sent with the credential to `sent_to`:
+    /// `None` to hand it to the caller, else the step to take instead (it is then set
+    /// aside).
+    ///
+    /// reqwest follows redirects inside the client and drops the credential on a hop to
+    /// another host, so a response from anywhere but `sent_to` may come from a hop that
+    /// never carried the token (another origin, or back after one: A → B → A), and its
+    /// status says nothing about the token. Such a response is handed to the caller as
+    /// is: at worst a 401 after a same-origin redirect waits for the next request or the
+    /// expiry to refresh, while counting it could refresh (and rotate) for nothing. Only
+    /// the endpoints of the chain are visible, so a chain that ends on the very URL it
+    /// started from counts as not redirected.
     fn answer(
         self: &Arc<Self>,
         attempt: &Attempt,
         response: &Response,
+        sent_to: Option<&reqwest::Url>,
         replayable: bool,
     ) -> Option<Step> {
         if !self.trigger.fires(response.status(), response.headers()) {
             // The common case, and what the session would answer: no lock.
+            return None;
+        }
+        if sent_to != Some(response.url()) {
+            trace!(
+                status = response.status().as_u16(),
+                "reauth: a redirected response says nothing about the token"
+            );
             return None;
         }
         let step = self.with_hub(|d, now| {
@@ -464,10 +488,17 @@ impl Io for Tasks<'_> {
     }
 
     fn refresh(&self, refresh: Refresh) {
-        let shared = self.shared.clone();
+        // From here on the refresh is always answered: run, or reported abandoned if the
+        // task ends first (the refresh closure panics, the runtime shuts down).
+        let pending = PendingRefresh {
+            shared: self.shared.clone(),
+            id: refresh.id,
+            answered: false,
+        };
         let span = tracing::info_span!("reauth.refresh", id = %refresh.id);
         let task = async move {
             debug!("refresh started");
+            let shared = &pending.shared;
             let call = shared.source.refresh(
                 &shared.token_http,
                 refresh.refresh_token,
@@ -486,9 +517,43 @@ impl Io for Tasks<'_> {
                 success = matches!(outcome, RefreshOutcome::Success(_)),
                 "refresh finished"
             );
-            shared.with_hub(|d, now| d.session.handle_refresh(now, refresh.id, outcome));
+            pending.answer(outcome);
         };
         self.shared.runtime.spawn(task.instrument(span));
+    }
+}
+
+/// A refresh the session asked for, in its task. Dropped without an answer (a panic in
+/// the refresh source unwinds the task, the runtime drops it at shutdown), it reports the
+/// refresh abandoned, a transient failure: otherwise the session would hold it in doubt
+/// until its deadline, however far off, and every waiter with it.
+struct PendingRefresh {
+    shared: Arc<Shared>,
+    id: reauth_core::RefreshId,
+    answered: bool,
+}
+
+impl PendingRefresh {
+    fn answer(mut self, outcome: RefreshOutcome) {
+        self.answered = true;
+        let id = self.id;
+        self.shared
+            .with_hub(|d, now| d.session.handle_refresh(now, id, outcome));
+    }
+}
+
+impl Drop for PendingRefresh {
+    fn drop(&mut self) {
+        if !self.answered {
+            tracing::warn!(id = %self.id, "reauth refresh abandoned: its task ended unanswered");
+            let outcome = RefreshOutcome::Failed(
+                RefreshError::transient(RefreshErrorKind::Abandoned)
+                    .with_detail("the refresh task ended before answering"),
+            );
+            let id = self.id;
+            self.shared
+                .with_hub(|d, now| d.session.handle_refresh(now, id, outcome));
+        }
     }
 }
 

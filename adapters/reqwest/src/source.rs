@@ -1,6 +1,6 @@
 //! Where new tokens come from: an HTTP refresh protocol (OAuth2 or custom), or a closure.
 
-use reauth_core::protocol::prepare_request;
+use reauth_core::protocol::{prepare_request, redirected};
 use reauth_core::{
     RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
 };
@@ -78,6 +78,11 @@ async fn over_http(
         Err(e) => return RefreshOutcome::Failed(network_error(&e)),
     };
     let status = response.status();
+    // Never followed (the token client's policy is forced to none): a redirect is a
+    // misconfigured endpoint, and its body is not a token response.
+    if let Some(e) = redirected(status, response.headers()) {
+        return RefreshOutcome::Failed(e);
+    }
     let headers = response.headers().clone();
     let limit = protocol.max_response_bytes();
     // Read at most limit + 1 bytes: enough for the parser to tell "too large".

@@ -432,7 +432,89 @@ async fn invalidate_refreshes_once_for_the_current_generation_and_ignores_stale_
         s.client.invalidate(current);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(s.server.stats().token_calls, 1);
+
+/// A 401 from a hop that never carried the token (another origin, or back after one)
+/// says nothing about the token: no refresh, and the caller gets the 401 as is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_from_a_hop_without_the_token_starts_no_refresh() {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |_| {}).await;
+        // A → B: the leak listener answers 401 to a request that carried no token.
+        let r = s
+            .client
+            .get(s.server.api_url("redirect?to=/unauthorized"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.url().as_str().starts_with(&s.server.leak_url()));
+        // A → B → A: back on the API, without the token (reqwest dropped it at B), so the
+        // API answers 401 to a token the session still holds as good.
+        let r = s
+            .client
+            .get(s.server.api_url("redirect?to=/bounce%3Fto%3D/api/items/1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.url().as_str().starts_with(&s.server.base_url()));
+        let stats = s.server.stats();
+        assert_eq!(
+            stats.token_calls, 0,
+            "a refresh for a 401 the token never got"
+        );
+        assert!(stats.leaked_authorizations.is_empty());
+        assert_eq!(s.client.snapshot().phase, reauth_core::Phase::Valid);
         s.server.shutdown().await;
+    })
+    .await;
+}
+
+
+/// A refresh closure that panics does not wedge the session, even with a refresh
+/// deadline too far off to ever fire: the refresh is reported abandoned (transient), the
+/// backoff retry succeeds, and every waiter gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_refresh_is_abandoned_not_stranded() {
+    bounded(async {
+        let server = Arc::new(TestServer::start(ServerConfig::default()).await.unwrap());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (issuer, counter) = (server.clone(), calls.clone());
+        let mut config = session_config(&server);
+        config.refresh_timeout = Duration::MAX;
+        config.refresh_deadline = Duration::MAX;
+        let client = Client::builder(h2c(), config)
+            .refresh_fn(move |_| {
+                let (issuer, counter) = (issuer.clone(), counter.clone());
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                        panic!("a refresh source bug");
+                    }
+                    let t = issuer.issue_tokens();
+                    Ok(TokenSet::new(AccessToken::new(t.access_token).map_err(
+                        |_| RefreshError::transient(RefreshErrorKind::Malformed),
+                    )?))
+                }
+            })
+            .jitter_seed(7)
+            .build()
+            .unwrap();
+        client.login(token_set(&server.issue_tokens()));
+        let mut events = client.subscribe();
+        server.expire_access_tokens();
+        let results = tokio::time::timeout(
+            Duration::from_secs(10),
+            storm(&client, &server.api_url("items/1"), 20),
+        )
+        .await
+        .expect("the waiters were stranded");
+        assert_eq!(results, vec![Ok(200); 20]);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let abandoned = std::iter::from_fn(|| events.try_recv().ok()).any(|e| {
+            matches!(&e, reauth_core::Event::RefreshFailed { error, .. }
+                if *error.kind() == RefreshErrorKind::Abandoned)
+        });
+        assert!(abandoned, "no RefreshFailed(Abandoned) event");
     })
     .await;
 }

@@ -131,9 +131,48 @@ async fn invalid_grant_logs_out_and_sends_nothing_more() {
     logs_out_on(Fault::InvalidGrant).await;
 }
 
+/// `invalid_client` blames the app's credentials, not the user's refresh token: the
+/// waiters fail with it, the tokens stay (no tombstone, no logout), and no refresh is
+/// tried again before the backoff cap; after it, the next request refreshes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_client_logs_out_and_sends_nothing_more() {
-    logs_out_on(Fault::InvalidClient).await;
+async fn invalid_client_keeps_the_tokens_and_holds_refreshing_back() {
+    bounded(async {
+        let s = setup(ServerConfig::default(), |c| {
+            c.backoff.cap = Duration::from_millis(500);
+        })
+        .await;
+        let mut events = s.client.subscribe();
+        s.server.expire_access_tokens();
+        s.server.push_fault(Fault::InvalidClient);
+        let results = storm(&s.client, &s.server.api_url("items/1"), 20).await;
+        for r in &results {
+            let e = r.as_ref().expect_err("every waiter fails");
+            assert!(e.contains("`invalid_client`"), "{e}");
+        }
+        assert_ne!(s.client.snapshot().phase, Phase::LoggedOut);
+        assert!(stored(&s.store).is_some(), "the tokens were dropped");
+        let failed = std::iter::from_fn(|| events.try_recv().ok()).any(|e| match e {
+            Event::RefreshFailed { error, .. } => error.is_configuration(),
+            Event::LoggedOut { .. } => panic!("invalid_client logged out"),
+            _ => false,
+        });
+        assert!(failed, "no RefreshFailed event");
+        // Held back: more requests fail at once, without a token call.
+        let again = storm(&s.client, &s.server.api_url("items/1"), 5).await;
+        assert!(again
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.contains("invalid_client"))));
+        assert_eq!(s.server.stats().token_calls, 1);
+        // After the cap, the next request refreshes (the fault is spent) and succeeds.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            storm(&s.client, &s.server.api_url("items/1"), 1).await,
+            vec![Ok(200)]
+        );
+        assert_eq!(s.server.stats().token_calls, 2);
+        s.server.shutdown().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,6 +212,59 @@ async fn a_waiter_past_its_deadline_gets_a_timeout() {
         assert!(matches!(err.auth(), Some(AuthError::Timeout)), "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
         s.server.shutdown().await;
+    })
+    .await;
+}
+
+/// A token endpoint that redirects is a misconfiguration: the refresh request (refresh
+/// token, client secret) is never sent on, even by a token client that follows redirects
+/// itself; the waiters fail with a typed error naming the `Location` without its query;
+/// nothing is logged out, and refreshing waits for the backoff cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_token_endpoint_is_never_followed() {
+    bounded(async {
+        for status in [307, 302] {
+            let server = reauth_testkit::TestServer::start(ServerConfig::default())
+                .await
+                .unwrap();
+            let store = std::sync::Arc::new(reauth_core::MemoryStore::new());
+            let client = reauth_reqwest::Client::builder(h2c(), session_config(&server))
+                .oauth2(grant(&server))
+                // reqwest's default builder follows up to ten redirects.
+                .token_client(reqwest::Client::builder())
+                .store(store.clone())
+                .jitter_seed(7)
+                .build()
+                .unwrap();
+            client.login(token_set(&server.issue_tokens()));
+            server.expire_access_tokens();
+            let sink = format!("redirected to {}/token-sink;", server.leak_url());
+            server.push_fault(Fault::Redirect(status));
+            let one = storm(&client, &server.api_url("items/1"), 1).await;
+            let e = one[0].as_ref().expect_err("the request fails");
+            assert!(e.contains(&sink), "{status}: {e}");
+            assert!(!e.contains("next=here"), "{status}: {e}");
+            // Held back until the backoff cap: a storm fails at once, with no token call.
+            let results = storm(&client, &server.api_url("items/1"), 10).await;
+            for r in &results {
+                let e = r.as_ref().expect_err("every request fails");
+                assert!(e.contains(&sink), "{status}: {e}");
+            }
+            let stats = server.stats();
+            assert_eq!(stats.leak_requests, 0, "{status}: followed");
+            assert_eq!(stats.token_calls, 1, "{status}: retried");
+            assert_ne!(client.snapshot().phase, Phase::LoggedOut);
+            assert!(
+                stored(&store).is_some(),
+                "{status}: the tokens were dropped"
+            );
+            // After the cap (200 ms here), the next request refreshes and succeeds.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let after = storm(&client, &server.api_url("items/1"), 1).await;
+            assert_eq!(after, vec![Ok(200)]);
+            assert_eq!(server.stats().token_calls, 2);
+            server.shutdown().await;
+        }
     })
     .await;
 }

@@ -20,6 +20,7 @@ use reauth_core::{
     RefreshTrigger, Session, StoreCommand, StoreOpId, TokenStore, WaiterId,
 };
 use reauth_drive::{carry_out, Drive, Hub, Io, Next, Refresh};
+use std::io::Read;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -208,9 +209,7 @@ impl Shared {
             status = response.status().as_u16(),
             "reauth response needs a refresh or replay"
         );
-        // Not handed out: dropping it closes its connection rather than reading a body
-        // that might never come.
-        drop(response);
+        discard(response);
         Err(step)
     }
 
@@ -319,6 +318,27 @@ impl Io for Inline<'_> {
             answered: false,
         }
         .run();
+    }
+}
+
+/// Reads and drops the body of a response that will not reach the caller (a 401 about to
+/// be replayed), so its connection goes back to the pool for the replay: dropped unread,
+/// ureq closes it, and a storm opens a second connection for every replay. Only a body
+/// whose `Content-Length` says it is small is read, so this takes no longer than the
+/// one or two packets it came with (and never longer than the agent's own receive
+/// timeouts); any other is dropped, closing its connection, rather than waiting for a
+/// body that may never end.
+fn discard(response: Response<Body>) {
+    const LIMIT: u64 = 64 * 1024;
+    let small = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|len| len <= LIMIT);
+    if small {
+        let mut body = response.into_body();
+        let _ = std::io::copy(&mut body.as_reader().take(LIMIT), &mut std::io::sink());
     }
 }
 

@@ -1,7 +1,7 @@
 //! Where new tokens come from: an HTTP refresh protocol (OAuth2 or custom) sent with ureq,
 //! or a closure.
 
-use reauth_core::protocol::prepare_request;
+use reauth_core::protocol::{prepare_request, redirected};
 use reauth_core::{
     RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
 };
@@ -80,6 +80,10 @@ fn over_http(
         Err(e) => return RefreshOutcome::Failed(network_error(&e)),
     };
     let status = response.status();
+    // Not followed (above): a redirect is a misconfigured endpoint, not a token response.
+    if let Some(e) = redirected(status, response.headers()) {
+        return RefreshOutcome::Failed(e);
+    }
     let headers = std::mem::take(response.headers_mut());
     let limit = protocol.max_response_bytes();
     // Read at most limit + 1 bytes: enough for the parser to tell "too large".

@@ -152,9 +152,41 @@ fn invalid_grant_logs_out_and_sends_nothing_more() {
     logs_out_on(Fault::InvalidGrant);
 }
 
+/// `invalid_client` blames the app's credentials, not the user's refresh token: the
+/// waiters fail with it, the tokens stay (no tombstone, no logout), and no refresh is
+/// tried again before the backoff cap; after it, the next request refreshes.
 #[test]
-fn invalid_client_logs_out_and_sends_nothing_more() {
-    logs_out_on(Fault::InvalidClient);
+fn invalid_client_keeps_the_tokens_and_holds_refreshing_back() {
+    bounded(|| {
+        let s = setup(ServerConfig::default(), |c| {
+            c.backoff.cap = Duration::from_millis(500);
+        });
+        let events = s.agent.subscribe();
+        s.server.expire_access_tokens();
+        s.server.push_fault(Fault::InvalidClient);
+        let results = storm(&s.agent, &s.server.api_url("items/1"), 20);
+        for r in &results {
+            let e = r.as_ref().expect_err("every waiter fails");
+            assert!(e.contains("`invalid_client`"), "{e}");
+        }
+        assert_ne!(s.agent.snapshot().phase, Phase::LoggedOut);
+        assert!(stored(&s.store).is_some(), "the tokens were dropped");
+        let failed = events.try_iter().any(|e| match e {
+            Event::RefreshFailed { error, .. } => error.is_configuration(),
+            Event::LoggedOut { .. } => panic!("invalid_client logged out"),
+            _ => false,
+        });
+        assert!(failed, "no RefreshFailed event");
+        assert_eq!(s.server.stats().token_calls, 1);
+        // After the cap, the next request refreshes (the fault is spent) and succeeds.
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(
+            storm(&s.agent, &s.server.api_url("items/1"), 1),
+            vec![Ok(200)]
+        );
+        assert_eq!(s.server.stats().token_calls, 2);
+        s.server.shutdown();
+    });
 }
 
 #[test]
@@ -201,5 +233,59 @@ fn a_waiter_past_its_deadline_gets_a_timeout() {
         // Shutting the server down ends the hang, and with it the refreshing thread.
         s.server.shutdown();
         let _ = trigger.join().unwrap();
+    });
+}
+
+/// A token endpoint that redirects is a misconfiguration: the refresh request (refresh
+/// token, client secret) is never sent on, even by a token client that follows redirects
+/// itself; the waiters fail with a typed error naming the `Location` without its query;
+/// nothing is logged out, and refreshing waits for the backoff cap.
+#[test]
+fn a_redirecting_token_endpoint_is_never_followed() {
+    bounded(|| {
+        for status in [307, 302] {
+            let server = Server::start(ServerConfig::default());
+            let store = std::sync::Arc::new(reauth_core::MemoryStore::new());
+            // ureq's defaults follow up to ten redirects.
+            let token_agent = ureq::Agent::config_builder()
+                .max_redirects(10)
+                .build()
+                .new_agent();
+            let agent = reauth_ureq::Agent::builder(http(), session_config(&server))
+                .oauth2(grant(&server))
+                .token_agent(token_agent)
+                .store(store.clone())
+                .jitter_seed(7)
+                .build()
+                .unwrap();
+            agent.login(token_set(&server.issue_tokens()));
+            server.expire_access_tokens();
+            let sink = format!("redirected to {}/token-sink;", server.leak_url());
+            server.push_fault(Fault::Redirect(status));
+            let one = storm(&agent, &server.api_url("items/1"), 1);
+            let e = one[0].as_ref().expect_err("the request fails");
+            assert!(e.contains(&sink), "{status}: {e}");
+            assert!(!e.contains("next=here"), "{status}: {e}");
+            // Held back until the backoff cap: a storm fails at once, with no token call.
+            let results = storm(&agent, &server.api_url("items/1"), 10);
+            for r in &results {
+                let e = r.as_ref().expect_err("every request fails");
+                assert!(e.contains(&sink), "{status}: {e}");
+            }
+            let stats = server.stats();
+            assert_eq!(stats.leak_requests, 0, "{status}: followed");
+            assert_eq!(stats.token_calls, 1, "{status}: retried");
+            assert_ne!(agent.snapshot().phase, Phase::LoggedOut);
+            assert!(
+                stored(&store).is_some(),
+                "{status}: the tokens were dropped"
+            );
+            // After the cap (200 ms here), the next request refreshes and succeeds.
+            std::thread::sleep(Duration::from_millis(300));
+            let after = storm(&agent, &server.api_url("items/1"), 1);
+            assert_eq!(after, vec![Ok(200)]);
+            assert_eq!(server.stats().token_calls, 2);
+            server.shutdown();
+        }
     });
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use reauth_testkit::ServerConfig;
+use reauth_testkit::{Fault, ServerConfig};
 
 fn storm_of(n: usize) {
     bounded(move || {
@@ -51,4 +51,64 @@ fn storm_of_64_refreshes_once() {
 #[test]
 fn storm_of_512_refreshes_once() {
     storm_of(512);
+}
+
+/// Every duration of the configuration at its largest: nothing overflows (no panic in a
+/// request, a refresh or a parked thread), every request of a storm comes back.
+#[test]
+fn huge_durations_do_not_overflow() {
+    bounded(|| {
+        let s = setup(ServerConfig::default(), |c| {
+            let max = std::time::Duration::MAX;
+            (c.leeway, c.refresh_window, c.refresh_timeout) = (max, max, max);
+            (c.refresh_deadline, c.lease_margin, c.waiter_timeout) = (max, max, max);
+            (c.backoff.base, c.backoff.cap, c.backoff.max_retry_after) = (max, max, max);
+            // One try per episode, so a failure is answered now rather than after a
+            // backoff of centuries.
+            c.backoff.max_attempts = 1;
+        });
+        s.server.expire_access_tokens();
+        let results = storm(&s.agent, &s.server.api_url("items/1"), 50);
+        assert!(results.iter().all(|r| *r == Ok(200)), "{results:?}");
+        // A failure with the longest `Retry-After`, then a recovery.
+        s.server.expire_access_tokens();
+        s.server.push_fault(Fault::Unavailable {
+            retry_after: Some(std::time::Duration::from_secs(u32::MAX.into())),
+        });
+        let results = storm(&s.agent, &s.server.api_url("items/1"), 50);
+        // A thread that arrives after the failure starts the next episode, which works.
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        assert!(failed >= 1, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.as_ref().map_or_else(|e| e.contains("503"), |s| *s == 200)),
+            "{results:?}"
+        );
+        let results = storm(&s.agent, &s.server.api_url("items/1"), 50);
+        assert!(results.iter().all(|r| *r == Ok(200)), "{results:?}");
+        assert_eq!(s.agent.snapshot().waiting, 0);
+        s.server.shutdown();
+    });
+}
+
+/// The 401s of a storm are read to their end before the replay, so their connections go
+/// back to the pool: 64 threads need 64 API connections and one to the token endpoint,
+/// not a fresh one for every replay.
+#[test]
+fn a_storm_reuses_its_connections_for_the_replays() {
+    bounded(|| {
+        let s = setup(ServerConfig::default(), |_| {});
+        s.server.expire_access_tokens();
+        let results = storm(&s.agent, &s.server.api_url("items/1"), 64);
+        assert!(results.iter().all(|r| *r == Ok(200)), "{results:?}");
+        let stats = s.server.stats();
+        assert!(stats.api_status(401) >= 1, "no 401 was met: {stats:?}");
+        assert!(
+            stats.connections_accepted <= 64 + 1,
+            "{} connections for 64 threads",
+            stats.connections_accepted
+        );
+        s.server.shutdown();
+    });
 }

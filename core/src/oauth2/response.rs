@@ -3,7 +3,7 @@
 use crate::command::RefreshOutcome;
 use crate::error::{RefreshError, RefreshErrorKind};
 use crate::json::{lifetime_field, malformed, read_object, string_field};
-use crate::redact::server_text;
+use crate::redact::{error_code, server_text};
 use crate::retry_after::parse_retry_after;
 use crate::token::{AccessToken, RefreshToken, TokenSet};
 use http::{HeaderMap, StatusCode};
@@ -24,6 +24,13 @@ const STANDARD_CODES: [&str; 6] = [
     "unsupported_grant_type",
     "invalid_scope",
 ];
+
+/// Codes that blame the client (its credentials, or what it may ask for), not the user's
+/// refresh token: the application's configuration is wrong. Logging the user out would
+/// destroy tokens that may be good, so they are
+/// [configuration](RefreshError::is_configuration) errors: the tokens are kept, waiting
+/// requests fail, and refreshing waits for the backoff cap or a login.
+const CLIENT_CODES: [&str; 2] = ["invalid_client", "unauthorized_client"];
 
 /// Codes that say "try again later" (RFC 6749 section 4.1.2.1; some servers also send
 /// them from the token endpoint). Logging a user out over them would be wrong.
@@ -60,6 +67,7 @@ const MAX_CODE_LEN: usize = 64;
 /// # Failure
 /// | status | body | outcome |
 /// |---|---|---|
+/// | any | `invalid_client`, `unauthorized_client` | configuration [`RefreshErrorKind::OAuth`] (see below) |
 /// | 400, 401 | section 5.2 `error` code | permanent [`RefreshErrorKind::OAuth`] |
 /// | 400, 401 | none usable | permanent [`RefreshErrorKind::Status`] |
 /// | 408, 429, 5xx | any | transient [`RefreshErrorKind::Status`] |
@@ -72,7 +80,11 @@ const MAX_CODE_LEN: usize = 64;
 /// from a dead refresh token; a transient failure keeps the session, and the failed
 /// requests still surface the error. The codes `server_error` and
 /// `temporarily_unavailable` are transient on any status. Every transient failure carries
-/// the response's `Retry-After`, if any. The `error_description` becomes the error's
+/// the response's `Retry-After`, if any. The client's own errors (`invalid_client`,
+/// `unauthorized_client`) are neither: the refresh token is the user's, the client's
+/// credentials the application's, so the session keeps its tokens, fails the waiting
+/// requests with the error and emits [`Event::RefreshFailed`](crate::Event::RefreshFailed),
+/// and refreshes again only after [`Backoff::cap`](crate::Backoff::cap) or a login. The `error_description` becomes the error's
 /// detail, cleaned and cut to 200 characters, with long token-like words elided.
 ///
 /// ```
@@ -205,9 +217,14 @@ fn classify(
         return with_detail(transient_status(status, headers, now));
     }
     match code {
+        Some(code) if CLIENT_CODES.contains(&code) => {
+            with_detail(RefreshError::configuration(RefreshErrorKind::OAuth {
+                code: code.to_owned(),
+            }))
+        }
         Some(code) if oauth_status || STANDARD_CODES.contains(&code) => {
             with_detail(RefreshError::permanent(RefreshErrorKind::OAuth {
-                code: code.to_owned(),
+                code: error_code(code).to_owned(),
             }))
         }
         _ if oauth_status => with_detail(RefreshError::permanent(RefreshErrorKind::Status {
@@ -260,9 +277,9 @@ impl ErrorBody {
         let shows_code = matches!(error.kind(), RefreshErrorKind::OAuth { .. });
         match (&self.description, shows_code) {
             (Some(d), true) => error.with_detail(d.clone()),
-            (Some(d), false) => error.with_detail(format!("{}: {d}", self.code)),
+            (Some(d), false) => error.with_detail(format!("{}: {d}", error_code(&self.code))),
             (None, true) => error,
-            (None, false) => error.with_detail(self.code.clone()),
+            (None, false) => error.with_detail(error_code(&self.code).to_owned()),
         }
     }
 }
