@@ -432,6 +432,10 @@ async fn invalidate_refreshes_once_for_the_current_generation_and_ignores_stale_
         s.client.invalidate(current);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(s.server.stats().token_calls, 1);
+        s.server.shutdown().await;
+    })
+    .await;
+}
 
 /// A 401 from a hop that never carried the token (another origin, or back after one)
 /// says nothing about the token: no refresh, and the caller gets the 401 as is.
@@ -469,7 +473,6 @@ async fn a_401_from_a_hop_without_the_token_starts_no_refresh() {
     })
     .await;
 }
-
 
 /// A refresh closure that panics does not wedge the session, even with a refresh
 /// deadline too far off to ever fire: the refresh is reported abandoned (transient), the
