@@ -29,7 +29,10 @@
 //!    session can bring the tokens back.
 //! 6. Transient refresh failures back off exponentially with full jitter (seeded, so
 //!    tests are exact), honour `Retry-After`, and never log out; permanent ones
-//!    (`invalid_grant`, …) log out and fail every waiter.
+//!    (`invalid_grant`, …) log out and fail every waiter. A rejected *client*
+//!    (`invalid_client`, `unauthorized_client`, a redirecting token endpoint) is the app's
+//!    configuration, not the user's session: the tokens are kept, waiters fail with the
+//!    typed configuration error, and refreshing is held back for the backoff cap.
 //! 7. A refresh whose answer has not arrived is *in doubt*: it is never superseded by
 //!    another refresh presenting the same refresh token, however late it is, until the
 //!    driver reports its outcome (at the latest at its deadline). Its late success is
