@@ -5,31 +5,10 @@ mod common;
 
 use common::*;
 use reauth_testkit::{Fault, ServerConfig};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_text_in_trace_logs() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let capture = capture_logs(tracing::Level::TRACE);
     bounded(async {
         let s = setup(ServerConfig::default(), |_| {}).await;
         let mut secrets = vec![
@@ -49,7 +28,7 @@ async fn no_token_text_in_trace_logs() {
         s.server.expire_access_tokens();
         let _ = storm(&s.client, &s.server.api_url("items/1"), 5).await;
         s.server.shutdown().await;
-        let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+        let logs = capture.text();
         assert!(
             logs.contains("reauth token refreshed"),
             "our events were captured"

@@ -5,31 +5,10 @@ mod common;
 
 use common::*;
 use reauth_testkit::ServerConfig;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn localhost_against_an_allowed_127_0_0_1_warns_once_naming_both() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let capture = capture_logs(tracing::Level::DEBUG);
     bounded(async {
         // The allow-list is the server's `http://127.0.0.1:PORT`.
         let s = setup(ServerConfig::default(), |_| {}).await;
@@ -49,7 +28,7 @@ async fn localhost_against_an_allowed_127_0_0_1_warns_once_naming_both() {
             .send()
             .await;
         s.server.shutdown().await;
-        let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+        let logs = capture.text();
         let warnings: Vec<_> = logs
             .lines()
             .filter(|l| l.contains(" WARN ") && l.contains("without the token"))
