@@ -24,7 +24,7 @@ use crate::command::{
 use crate::config::Config;
 use crate::credential::Attempt;
 use crate::error::{Error, RefreshError, RefreshErrorKind};
-use crate::ids::{RefreshId, WaiterId};
+use crate::ids::{Generation, RefreshId, WaiterId};
 use crate::machine::Session;
 use crate::origin::Origin;
 use crate::record::Entry;
@@ -102,6 +102,12 @@ pub enum Op {
         lifetime_secs: Option<u16>,
         /// True if the set carries a refresh token.
         refresh_token: bool,
+    },
+    /// The application reports the token bad, learned outside HTTP
+    /// ([`Session::invalidate`]).
+    Invalidate {
+        /// Report an older generation than the current one (a stale report).
+        stale: bool,
     },
 }
 
@@ -338,6 +344,7 @@ impl Harness {
                 );
                 Ok(())
             }
+            Op::Invalidate { stale } => self.invalidate(stale),
             Op::Login {
                 lifetime_secs,
                 refresh_token,
@@ -407,6 +414,36 @@ impl Harness {
         }
         self.drain()?;
         self.check_single_flight(idle, before, "begin_request")
+    }
+
+    /// A current report is a 401 heard outside HTTP: at most one refresh, as ever. A
+    /// stale one (an older generation) must change nothing at all.
+    fn invalidate(&mut self, stale: bool) -> Result<(), Violation> {
+        let current = self.session.generation();
+        let idle = self.refresh_idle();
+        let before = self.refreshes.len();
+        if stale {
+            let Some(older) = current.0.checked_sub(1) else {
+                return Ok(());
+            };
+            let seen = (self.session.phase(), self.session.poll_timeout());
+            self.session.invalidate(self.now, Generation(older));
+            let commands = self.drain_commands();
+            ensure!(
+                commands.is_empty() && seen == (self.session.phase(), self.session.poll_timeout()),
+                "stale-401",
+                "a report about an older generation changed the session: {commands:?}"
+            );
+            return Ok(());
+        }
+        self.session.invalidate(self.now, current);
+        self.drain()?;
+        ensure!(
+            self.session.generation() == current,
+            "generation",
+            "invalidate changed the generation by itself"
+        );
+        self.check_single_flight(idle, before, "invalidate")
     }
 
     fn respond(&mut self, attempt: Attempt, status: StatusCode) -> Result<(), Violation> {

@@ -25,6 +25,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u32..90_000).prop_map(|millis| Op::Advance { millis }),
         2 => Just(Op::AdvanceToDeadline),
         1 => Just(Op::Logout),
+        1 => any::<bool>().prop_map(|stale| Op::Invalidate { stale }),
         2 => (proptest::option::of(0u16..4000), any::<bool>())
             .prop_map(|(lifetime_secs, refresh_token)| Op::Login { lifetime_secs, refresh_token }),
     ]

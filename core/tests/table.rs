@@ -98,7 +98,7 @@ const PHASES: [Phase; 7] = [
     Phase::LoggedOut,
 ];
 
-const INPUTS: [&str; 14] = [
+const INPUTS: [&str; 16] = [
     "login",
     "logout",
     "begin",
@@ -113,6 +113,8 @@ const INPUTS: [&str; 14] = [
     "cancel",
     "timeout-now",
     "timeout-far",
+    "invalidate-current",
+    "invalidate-stale",
 ];
 
 /// Applies `input` and describes the result as `phase: answer; command kinds`.
@@ -181,6 +183,17 @@ fn run(phase: Phase, input: &str) -> String {
             let Some(w) = f.waiter else { return "-".into() };
             sim.s.cancel(w);
         }
+        "invalidate-current" | "invalidate-stale" => {
+            let attempt = if input == "invalidate-stale" {
+                &f.stale
+            } else {
+                &f.current
+            };
+            let Some(a) = attempt else {
+                return "-".into();
+            };
+            sim.s.invalidate(sim.now, a.generation());
+        }
         "timeout-now" => sim.s.handle_timeout(sim.now),
         "timeout-far" => {
             sim.now += secs(100_000);
@@ -220,7 +233,7 @@ fn short(msg: &str) -> String {
 
 /// Rows: phases in `PHASES` order. Columns: inputs in `INPUTS` order. `-` marks a pair
 /// that cannot occur (no attempt, waiter or refresh exists in that phase).
-const TABLE: [[&str; 14]; 7] = include!("table.txt");
+const TABLE: [[&str; 16]; 7] = include!("table.txt");
 
 #[test]
 fn every_phase_input_pair_has_the_expected_transition() {

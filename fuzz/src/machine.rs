@@ -170,7 +170,7 @@ pub mod encode {
     use reauth_core::check::Op;
 
     /// The number of `Op` variants, in declaration order.
-    const OP_VARIANTS: u64 = 12;
+    const OP_VARIANTS: u64 = 13;
 
     fn variant(out: &mut Vec<u8>, index: u64, count: u64) {
         // arbitrary picks variant `(u32 * count) >> 32`: the smallest u32 that maps to
@@ -252,6 +252,10 @@ pub mod encode {
                 variant(out, 11, OP_VARIANTS);
                 option_u16(out, lifetime_secs);
                 flag(out, refresh_token);
+            }
+            Op::Invalidate { stale } => {
+                variant(out, 12, OP_VARIANTS);
+                flag(out, stale);
             }
         }
     }

@@ -104,6 +104,52 @@ fn schedules() -> Vec<(&'static str, MachineInput)> {
     };
     vec![
         (
+            // Found by the fuzzer: a zero refresh timeout makes store answers set a
+            // deadline that is already due.
+            "regression-zero-refresh-timeout",
+            MachineInput {
+                tweaks: Some(Tweaks {
+                    seed: 10_696_804_097_392_903,
+                    attempts: 250,
+                    log_out: true,
+                    requires_refresh_token: false,
+                    leeway_secs: 0,
+                    window_secs: 1,
+                    refresh_timeout_ms: 0,
+                    waiter_timeout_ms: 524_288,
+                    base_ms: 1,
+                    cap_ms: 1_073_741_824,
+                    max_retry_after_ms: 2_863_311_617,
+                }),
+                login_first: false,
+                ops: vec![
+                    Op::Advance { millis: 16_804_522 },
+                    Op::Begin { count: 3 },
+                    Op::RefreshTransient {
+                        stale: 0,
+                        retry_after_ms: None,
+                    },
+                    Op::Begin { count: 1 },
+                ],
+            },
+        ),
+        (
+            "invalidate-stale-then-current",
+            plain(vec![
+                LOGIN,
+                Op::Begin { count: 3 },
+                ok(3600, true),
+                Op::Invalidate { stale: true },
+                Op::Invalidate { stale: false },
+                Op::Invalidate { stale: false },
+                Op::Begin { count: 4 },
+                ok(3600, true),
+                Op::RespondAll {
+                    unauthorized: false,
+                },
+            ]),
+        ),
+        (
             "storm-100-401s-one-refresh",
             plain(vec![
                 LOGIN,

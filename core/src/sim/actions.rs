@@ -120,6 +120,25 @@ impl World {
         self.drain(n).map(drop)
     }
 
+    /// The application learns outside HTTP (a websocket, a queue) what the API thinks of
+    /// the token of request `k` on node `n`'s wire, and reports a refusal with that
+    /// token's generation, which may be stale by now. The request stays on the wire.
+    pub(crate) fn invalidate(&mut self, n: usize, k: usize) -> Checked {
+        let attempt = self.nodes[n].wire[k].clone();
+        if self.server.accepts(&bearer(&attempt), self.now) {
+            return Ok(());
+        }
+        let session = &mut self.nodes[n].session;
+        let before = session.generation();
+        let phase = session.phase();
+        session.invalidate(self.now, attempt.generation());
+        if attempt.generation() == before && !matches!(phase, Phase::LoggedOut | Phase::Empty) {
+            // Counted as a refusal of the current token, as a 401 would be.
+            self.refused(n, before, phase)?;
+        }
+        self.drain(n).map(drop)
+    }
+
     /// The process dies: its memory goes, its lease stays until it expires, a store
     /// command or refresh call it had sent may or may not have arrived. Then it starts
     /// again from what the store holds.

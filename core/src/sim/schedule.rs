@@ -5,8 +5,9 @@ use std::time::Duration;
 
 /// How likely each action is, in the order `act` matches them: begin, respond, server
 /// takes a call, deliver an answer, lose an answer, store answers, time passes, logout,
-/// login, crash, revoke access tokens, revoke a family, refuse every token.
-const WEIGHTS: [u64; 13] = [120, 120, 60, 48, 8, 72, 84, 1, 4, 3, 10, 1, 2];
+/// login, crash, revoke access tokens, revoke a family, refuse every token, the
+/// application reports a refused token it learned of outside HTTP.
+const WEIGHTS: [u64; 14] = [120, 120, 60, 48, 8, 72, 84, 1, 4, 3, 10, 1, 2, 6];
 
 /// Takes one action; returns what it did, for the trace. An action with nothing to act
 /// on gives way to another draw.
@@ -112,6 +113,14 @@ fn act(w: &mut World, action: usize) -> Checked<Option<String>> {
             w.crash(n)?;
             format!("node {n} crashes and restarts")
         }
+        13 => {
+            let Some(n) = pick(w, |w, n| w.wire(n) > 0) else {
+                return Ok(None);
+            };
+            let k = w.rng.index(w.wire(n));
+            w.invalidate(n, k)?;
+            format!("node {n} hears outside HTTP how its request's token fares")
+        }
         10..=12 if w.families() == 0 => return Ok(None),
         10 => {
             let f = w.rng.index(w.families());
@@ -124,6 +133,7 @@ fn act(w: &mut World, action: usize) -> Checked<Option<String>> {
             format!("server revokes family {f}")
         }
         _ => {
+            // 12: the API refuses every token of a family for a while.
             let f = w.rng.index(w.families());
             let ms = w.rng.range(300, 1_500);
             w.refuse(f, ms);
