@@ -1,6 +1,7 @@
 //! The refresh storm, live: an embedded OAuth2 server on loopback, a logged-in client, the
-//! access token expired on the server, then N concurrent requests at once. Every one of
-//! them meets the dead token, and reauth turns the storm into exactly one refresh.
+//! access token expired on the server, then N concurrent requests at once. The first to
+//! reach the API meet the dead token; those admitted after the first 401 wait for the
+//! refresh instead of being sent, and reauth turns the storm into exactly one refresh.
 //!
 //! ```sh
 //! cargo run --release --example storm                    # 1,000 concurrent requests
@@ -276,7 +277,14 @@ fn print_human(s: &Summary, fault: Option<&Fault>, adapter: &str) {
     }
     println!("  succeeded            {:>8}", s.ok);
     println!("  failed               {:>8}", s.errors);
-    println!("  401s seen by the API {:>8}", s.api_401s);
+    // Fewer than the requests: those admitted after the first 401 wait, unsent.
+    let waited = u64::try_from(s.requests)
+        .unwrap_or(u64::MAX)
+        .saturating_sub(s.api_401s);
+    println!(
+        "  401s seen by the API {:>8}   (the other {waited} waited for the refresh, unsent)",
+        s.api_401s
+    );
     let note = match s.token_requests {
         1 => "<- one refresh for the whole storm".to_string(),
         n if n > 1 && fault.is_some() => format!(
