@@ -5,7 +5,7 @@
 //! - mutators (`login`, `logout`, `invalidate`, `begin_request`, `cancel`) carry the
 //!   application's wishes;
 //! - `handle_*` carry what the outside world did (a response arrived, a refresh finished, a
-//!   deadline passed);
+//!   store answered or said its record changed, a deadline passed);
 //! - `poll_*` hand out the work that follows.
 
 use crate::command::{
@@ -53,6 +53,8 @@ pub(crate) mod plant {
         ReplayFailsFirst,
         /// Refused fresh tokens never hold refreshing back.
         NoHoldBack,
+        /// A record read on a change notification is adopted whatever its lineage.
+        CheckAdoptsAnyLineage,
     }
 
     #[cfg(feature = "testing")]
@@ -140,6 +142,8 @@ enum Op {
     },
     /// Gives a lease back.
     Release(Lineage, LeaseId),
+    /// The record, read outside any episode because the store said it changed.
+    Check,
 }
 
 /// One wanted store operation and the refresh episode it belongs to.
@@ -502,12 +506,48 @@ impl Session {
                 self.tombstoned(reason, lineage, swap, writes);
             }
             (Op::Release(..), Ok(StoreReply::Released)) => {}
+            (Op::Check, Ok(StoreReply::Read(record))) => {
+                if current {
+                    self.checked(now, wall, record);
+                }
+            }
             (op, Ok(_)) => {
                 let error = StoreError::new("the store answered a different operation");
                 self.store_failed(now, op, current, error);
             }
         }
         self.issue();
+    }
+
+    /// The store says its record may have changed (a change notification: Redis
+    /// pub/sub, a file watch). A notification may be late, lost or repeated, so nothing is
+    /// decided on it: the session re-reads the record and acts on what it finds, as a
+    /// refresh episode would. Waiting for another process's lease, the poll read happens
+    /// now instead of at the next retry. With tokens and no episode under way, a newer
+    /// record of this login is adopted (queued requests resume with it), a tombstone logs
+    /// out, and another login's record logs out as superseded. While an episode leases,
+    /// reads, calls or saves it does nothing: the episode reads or compares-and-swaps
+    /// anyway. Repeated notifications while a read is queued cost no extra read.
+    pub fn handle_changed(&mut self, now: Instant) {
+        self.clock(now);
+        match self.state.step() {
+            Some(Step::LeaseBusy) => {
+                self.timers.stop(Timer::LeaseRetry);
+                self.want(Op::Read { leased: false });
+                self.set_step(Step::Read { leased: false });
+            }
+            Some(_) => {}
+            None => {
+                let queued = self
+                    .wanted
+                    .iter()
+                    .chain(self.issued.as_ref().map(|i| &i.wanted))
+                    .any(|w| matches!(w.op, Op::Check));
+                if self.checkable() && !queued {
+                    self.want(Op::Check);
+                }
+            }
+        }
     }
 
     /// Time passed. Fires every deadline at or before `now`; early or repeated calls do
@@ -841,6 +881,47 @@ impl Session {
                 if self.adopt(now, wall, record) {
                     self.go_on(now, leased);
                 }
+            }
+        }
+    }
+
+    /// Tokens and no episode under way: what a change notification may act on.
+    fn checkable(&self) -> bool {
+        self.tokens.is_some()
+            && self.state.step().is_none()
+            && matches!(
+                self.state,
+                State::Valid { .. } | State::Backoff | State::Expired
+            )
+    }
+
+    /// The record as read on a change notification, outside any episode: the same
+    /// decisions as an episode's read, without calling the token endpoint.
+    fn checked(&mut self, now: Instant, wall: SystemTime, record: Option<Record>) {
+        let Some(record) = record else { return };
+        if !self.checkable() {
+            return;
+        }
+        if Some(record.lineage) != self.lineage {
+            let other = self.config.requires_refresh_token || record.tokens().is_none();
+            if other && !planted(Bug::CheckAdoptsAnyLineage) {
+                return self.log_out(LogoutReason::Superseded);
+            }
+            // No user behind the grant: every process shares what another acquired.
+            self.lineage = Some(record.lineage);
+            self.version = None;
+        }
+        let newer = self.version.is_none_or(|v| record.version > v);
+        match record.entry {
+            Entry::LoggedOut(t) => {
+                self.version = Some(record.version);
+                self.log_out(LogoutReason::Elsewhere(t));
+            }
+            Entry::Tokens(_) if !newer => {}
+            Entry::Tokens(_) => {
+                // Expired too: installed all the same, so the next refresh presents the
+                // newest refresh token.
+                self.adopt(now, wall, record);
             }
         }
     }
@@ -1277,7 +1358,10 @@ impl Session {
             let Some(wanted) = self.wanted.pop_front() else {
                 return;
             };
-            let episodic = matches!(wanted.op, Op::Lease | Op::Read { .. } | Op::Save(_));
+            let episodic = matches!(
+                wanted.op,
+                Op::Lease | Op::Read { .. } | Op::Save(_) | Op::Check
+            );
             if episodic && wanted.episode != self.episode {
                 continue;
             }
@@ -1321,7 +1405,7 @@ impl Session {
                 },
                 None,
             )),
-            Op::Read { .. } => Some((StoreCommand::Read, None)),
+            Op::Read { .. } | Op::Check => Some((StoreCommand::Read, None)),
             Op::Save(tokens) => {
                 let lineage = self.lineage?;
                 let expect = if planted(Bug::SaveOverTombstone) {

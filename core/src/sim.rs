@@ -16,7 +16,10 @@
 //!   simulation clock; only its holder releases it. A store command is answered at once
 //!   or parked and answered later (never after a few hundred milliseconds of simulated
 //!   time, so a delayed write never outlives a lease); in one schedule in four the store
-//!   is away now and then and an operation fails.
+//!   is away now and then and an operation fails. In half the schedules the store
+//!   notifies the other processes of every write, as a Redis store's pub/sub would: up
+//!   to four in ten notifications are lost, the rest arrive whenever the schedule says,
+//!   and the process calls [`Session::handle_changed`](crate::Session::handle_changed).
 //! - **The authorization server** rotates refresh tokens per login family and detects
 //!   reuse: presenting a rotated refresh token revokes the whole family. A grace window
 //!   (the previous token honoured for a while) is on in some schedules, and in some a
@@ -43,7 +46,7 @@
 //! | `reuse-detection` | the server detects reuse only if an answer was really lost after it rotated (lost, abandoned, its process crashed, its write failed or lost) or the call ran without the lease because the store was away |
 //! | `single-flight` | a refresh starts only under a valid lease while the store works, and never presents a refresh token another call still in flight presented |
 //! | `tombstone-sticks` | the store never goes from a tombstone of a lineage back to its tokens |
-//! | `tombstone-seen` | a session that reads a tombstone of its lineage is logged out |
+//! | `tombstone-seen` | a session that reads a tombstone of its lineage is logged out, whether an episode or a change notification made it read |
 //! | `foreign-credential` | a process sends only access and refresh tokens of the login it was given |
 //! | `waiter-resolved` | every waiter is resolved exactly once, none is left when every deadline has passed |
 //! | `late-success` | a success for the refresh in doubt is taken and installed |
@@ -58,20 +61,22 @@
 //!
 //! Each old defect is planted with [`plant`] (per thread; no such hook exists without the
 //! `testing` feature) and hunted from seed 0 upwards with the default configuration
-//! (bug 4 with [`SimConfig::rotate_at_once`], so that the overdue refresh is one the
-//! server already rotated on; with a call the server has not taken yet, `single-flight`
-//! catches it first; on other seeds `reuse-detection` does). Reproduce with
+//! (bug 8 with [`SimConfig::notifications`]; bug 4 with [`SimConfig::rotate_at_once`], so
+//! that the overdue refresh is one the server already rotated on; with a call the server
+//! has not taken yet, `single-flight` catches it first; on other seeds `reuse-detection`
+//! does). Reproduce with
 //! `cargo test -p reauth-core --test sim -- --nocapture planted`.
 //!
 //! | bug | caught by | seeds needed |
 //! |---|---|---|
-//! | 1 [`Bug::SaveOverTombstone`] | `tombstone-sticks` | 16 |
+//! | 1 [`Bug::SaveOverTombstone`] | `tombstone-sticks` | 56 |
 //! | 2 [`Bug::TombstoneAsEmpty`] | `tombstone-seen` | 1 |
-//! | 3 [`Bug::AdoptOtherLineage`] | `foreign-credential` | 1 |
-//! | 4 [`Bug::OverdueIsFailed`] | `late-success` | 1 |
+//! | 3 [`Bug::AdoptOtherLineage`] | `foreign-credential` | 3 |
+//! | 4 [`Bug::OverdueIsFailed`] | `reuse-detection` | 1 |
 //! | 5 [`Bug::SlowIsFailed`] | `single-flight` | 1 |
 //! | 6 [`Bug::ReplayFailsFirst`] | `replay-generation` | 1 |
-//! | 7 [`Bug::NoHoldBack`] | `hold-back` | 20 |
+//! | 7 [`Bug::NoHoldBack`] | `hold-back` | 5 |
+//! | 8 [`Bug::CheckAdoptsAnyLineage`] | `foreign-credential` | 5 |
 
 /// Fails the check with `rule` unless `cond` holds.
 macro_rules! ensure {
@@ -117,6 +122,9 @@ pub struct SimConfig {
     /// True if the server takes every refresh call the moment it starts, so that every
     /// late answer comes after it rotated.
     pub rotate_at_once: Option<bool>,
+    /// True if the store notifies the other processes of every write (losing some of
+    /// the notifications, delivering the rest late), as a Redis store's pub/sub does.
+    pub notifications: Option<bool>,
     /// Keep every command and answer in the failure's trace (slow; for one seed).
     pub verbose: bool,
 }
@@ -129,6 +137,7 @@ impl Default for SimConfig {
             store_failures: None,
             grace: None,
             rotate_at_once: None,
+            notifications: None,
             verbose: false,
         }
     }
@@ -176,6 +185,10 @@ pub struct Report {
     pub requests_failed: u64,
     /// Most refreshes one process started during one refusal of every token.
     pub refused_burst: usize,
+    /// Change notifications delivered.
+    pub notices: u64,
+    /// Change notifications lost.
+    pub notices_lost: u64,
 }
 
 impl Report {
@@ -200,6 +213,8 @@ impl Report {
         self.requests_ok += other.requests_ok;
         self.requests_failed += other.requests_failed;
         self.refused_burst = self.refused_burst.max(other.refused_burst);
+        self.notices += other.notices;
+        self.notices_lost += other.notices_lost;
     }
 }
 
@@ -262,6 +277,10 @@ pub fn run(seed: u64, config: SimConfig) -> Result<Report, Failure> {
         revoke_on_rotation: rng.chance(50),
         keep_warm: rng.chance(30),
         rotate_at_once: config.rotate_at_once.unwrap_or(rng.chance(25)),
+        notice_loss: config
+            .notifications
+            .unwrap_or(rng.chance(50))
+            .then(|| rng.range(0, 40)),
     };
     // The one clock read: an origin for the arithmetic. Nothing depends on its value.
     let mut world = World::new(seed, knobs, Instant::now());

@@ -143,6 +143,13 @@ fn planted_bug_7_is_caught() {
 }
 
 #[test]
+fn planted_bug_8_is_caught() {
+    let mut config = SimConfig::default();
+    config.notifications = Some(true);
+    hunt(Bug::CheckAdoptsAnyLineage, config, &["foreign-credential"]);
+}
+
+#[test]
 #[ignore = "a long sweep over every knob; run with --ignored"]
 fn sweep_every_knob() {
     let seeds = env("SIM_SEEDS").unwrap_or(2_000);

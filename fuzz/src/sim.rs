@@ -6,7 +6,8 @@
 //! Bytes: 8 for the seed (little-endian, zero-padded), then optional knob bytes: process
 //! count (0: from the seed, else `1 + b % 8`), flags (bit 0: the store fails now and
 //! then, bit 1: it never does, bit 2: grace window, bit 3: the server takes every call at
-//! once), steps (`50 + 2 * b`; absent: the simulator's default).
+//! once, bit 4: the store sends change notifications), steps (`50 + 2 * b`; absent: the
+//! simulator's default).
 
 use reauth_core::sim::{run as simulate, SimConfig};
 
@@ -26,6 +27,7 @@ pub fn decode(data: &[u8]) -> (u64, SimConfig) {
         };
         config.grace = (flags & 4 != 0).then_some(true);
         config.rotate_at_once = (flags & 8 != 0).then_some(true);
+        config.notifications = (flags & 16 != 0).then_some(true);
     }
     config.steps = knob(2).map_or(config.steps, |b| 50 + 2 * usize::from(b));
     (u64::from_le_bytes(seed), config)

@@ -139,6 +139,18 @@ impl World {
         self.drain(n).map(drop)
     }
 
+    /// Node `n` gets the notification of another process's write, however late.
+    pub(crate) fn notice(&mut self, n: usize) -> Checked {
+        self.nodes[n].notice = false;
+        self.report.notices += 1;
+        self.nodes[n].session.handle_changed(self.now);
+        self.drain(n).map(drop)
+    }
+
+    pub(crate) fn has_notice(&self, n: usize) -> bool {
+        self.nodes[n].notice
+    }
+
     /// The process dies: its memory goes, its lease stays until it expires, a store
     /// command or refresh call it had sent may or may not have arrived. Then it starts
     /// again from what the store holds.

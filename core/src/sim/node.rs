@@ -18,6 +18,8 @@ pub(crate) struct Parked {
     pub(crate) due: Instant,
     /// Asked for by an episode the session has since abandoned (login, logout).
     pub(crate) stale: bool,
+    /// A read on a change notification, outside any episode.
+    pub(crate) check: bool,
 }
 
 /// A delivered refresh success whose write is under way.
@@ -62,6 +64,8 @@ pub(crate) struct Node {
     /// Own fresh tokens refused in a row, and the last generation counted.
     pub(crate) refused_run: u32,
     pub(crate) refused_generation: Option<Generation>,
+    /// Another process wrote the record and the notification is on its way.
+    pub(crate) notice: bool,
 }
 
 impl Node {
@@ -84,6 +88,7 @@ impl Node {
             fresh: None,
             refused_run: 0,
             refused_generation: None,
+            notice: false,
         }
     }
 }

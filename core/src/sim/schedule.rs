@@ -6,8 +6,9 @@ use std::time::Duration;
 /// How likely each action is, in the order `act` matches them: begin, respond, server
 /// takes a call, deliver an answer, lose an answer, store answers, time passes, logout,
 /// login, crash, revoke access tokens, revoke a family, refuse every token, the
-/// application reports a refused token it learned of outside HTTP.
-const WEIGHTS: [u64; 14] = [120, 120, 60, 48, 8, 72, 84, 1, 4, 3, 10, 1, 2, 6];
+/// application reports a refused token it learned of outside HTTP, a change notification
+/// arrives.
+const WEIGHTS: [u64; 15] = [120, 120, 60, 48, 8, 72, 84, 1, 4, 3, 10, 1, 2, 6, 40];
 
 /// Takes one action; returns what it did, for the trace. An action with nothing to act
 /// on gives way to another draw.
@@ -120,6 +121,13 @@ fn act(w: &mut World, action: usize) -> Checked<Option<String>> {
             let k = w.rng.index(w.wire(n));
             w.invalidate(n, k)?;
             format!("node {n} hears outside HTTP how its request's token fares")
+        }
+        14 => {
+            let Some(n) = pick(w, World::has_notice) else {
+                return Ok(None);
+            };
+            w.notice(n)?;
+            format!("node {n} is told the record changed")
         }
         10..=12 if w.families() == 0 => return Ok(None),
         10 => {

@@ -16,12 +16,18 @@ impl World {
         id: StoreOpId,
         op: StoreCommand,
         stale: bool,
+        check: bool,
     ) -> Checked<Seen> {
         let (now, wall) = (self.now, self.wall());
         let node = &self.nodes[n];
         let snap = node.session.snapshot();
         let episode = matches!(snap.phase, Phase::Refreshing | Phase::ValidRefreshing);
-        let read = matches!(op, StoreCommand::Read) && !stale && episode;
+        let read = matches!(op, StoreCommand::Read) && !stale && episode && !check;
+        // A notification's read that the session still acts on: no episode began since.
+        let checked = matches!(op, StoreCommand::Read)
+            && !stale
+            && check
+            && matches!(snap.phase, Phase::Valid | Phase::Backoff | Phase::Expired);
         let leased = self
             .store
             .lease(now)
@@ -35,6 +41,9 @@ impl World {
             let (outcome, broken) = self.store.apply(n, &op, now, wall);
             if let Some(Broken(rule, detail)) = broken {
                 return Err((rule, detail));
+            }
+            if matches!(outcome, Ok(StoreReply::Swap(Swap::Written))) {
+                self.notify_others(n);
             }
             outcome
         };
@@ -75,7 +84,7 @@ impl World {
             .map(|r| model::predict(r.as_ref(), snap.lineage, snap.version, wall));
         self.nodes[n].session.handle_store(now, wall, id, outcome);
         let seen = self.drain(n)?;
-        if let Some(Some(r)) = record.as_ref().filter(|_| read) {
+        if let Some(Some(r)) = record.as_ref().filter(|_| read || checked) {
             if Some(r.lineage) == snap.lineage && matches!(r.entry, Entry::LoggedOut(_)) {
                 ensure!(
                     self.nodes[n].session.phase() == Phase::LoggedOut,
@@ -108,9 +117,23 @@ impl World {
         Ok(seen)
     }
 
+    /// A write landed: every other process gets a notification, unless it is lost.
+    fn notify_others(&mut self, writer: usize) {
+        let Some(loss) = self.knobs.notice_loss else {
+            return;
+        };
+        for m in (0..self.nodes.len()).filter(|&m| m != writer) {
+            if self.rng.chance(loss) {
+                self.report.notices_lost += 1;
+            } else {
+                self.nodes[m].notice = true;
+            }
+        }
+    }
+
     pub(super) fn deliver_parked(&mut self, n: usize) -> Checked {
         if let Some(p) = self.nodes[n].parked.take() {
-            self.answer_store(n, p.id, p.op, p.stale)?;
+            self.answer_store(n, p.id, p.op, p.stale, p.check)?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use crate::error::{RefreshError, RefreshErrorKind};
 use crate::machine::Session;
 use crate::origin::Origin;
 use crate::record::{Entry, Lineage};
+use crate::state::Phase;
 use http::Uri;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -41,6 +42,9 @@ pub(crate) struct Knobs {
     /// The server takes every refresh call the moment it starts: every late answer comes
     /// after the server rotated.
     pub(crate) rotate_at_once: bool,
+    /// The store notifies the other processes of every write, losing this percentage of
+    /// the notifications; `None`: no notifications.
+    pub(crate) notice_loss: Option<u64>,
 }
 
 pub(crate) struct World {
@@ -205,8 +209,14 @@ impl World {
                         "store-one-outstanding",
                         "node {n} issued {op:?} while another store command was outstanding"
                     );
+                    // Issued outside an episode's phases: the read of a notification.
+                    let check = matches!(op, StoreCommand::Read)
+                        && matches!(
+                            node.session.phase(),
+                            Phase::Valid | Phase::Backoff | Phase::Expired
+                        );
                     if self.rng.chance(self.knobs.immediate_percent) {
-                        let more = self.answer_store(n, id, op, false)?;
+                        let more = self.answer_store(n, id, op, false, check)?;
                         seen.merge(more);
                     } else {
                         let due = self.now + MS * self.rng.range(1, 400) as u32;
@@ -215,6 +225,7 @@ impl World {
                             op,
                             due,
                             stale: false,
+                            check,
                         });
                     }
                 }

@@ -8,6 +8,7 @@ use reauth_core::{
     RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome, RefreshToken, Session, StoreCommand,
     TokenSet, Verdict, WaiterId,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub const API: &str = "https://api.test/items/1";
@@ -60,7 +61,8 @@ pub struct Sim {
     pub now: Instant,
     /// The session's store: store commands are answered from it at once, and only the
     /// writes are rendered (the lease and the re-reads are the protocol's plumbing).
-    pub store: MemoryStore,
+    /// Shared, to play two processes over one store.
+    pub store: Arc<MemoryStore>,
     /// Render every store command, not only the writes.
     pub show_store: bool,
 }
@@ -72,7 +74,7 @@ impl Sim {
             s: Session::new(config),
             t0,
             now: t0,
-            store: MemoryStore::new(),
+            store: Arc::new(MemoryStore::new()),
             show_store: false,
         }
     }
@@ -154,7 +156,7 @@ impl Sim {
     pub fn poll(&mut self) -> Option<Command> {
         let c = self.s.poll_command()?;
         if let Command::Store { id, op } = &c {
-            let outcome = reauth_core::check::answer(&self.store, op, self.now, self.wall());
+            let outcome = reauth_core::check::answer(&*self.store, op, self.now, self.wall());
             self.s.handle_store(self.now, self.wall(), *id, outcome);
         }
         Some(c)
