@@ -285,7 +285,7 @@ pub use protocol::RefreshProtocol;
 pub use record::{Entry, Expect, Lease, LeaseId, Lineage, Record, Swap, Tombstone};
 pub use retry_after::parse_retry_after;
 pub use state::{Phase, Snapshot};
-pub use store::{MemoryStore, StoreError, StoreErrorKind, TokenStore};
+pub use store::{Changed, MemoryStore, StoreError, StoreErrorKind, TokenStore};
 pub use token::{
     AccessToken, InvalidToken, RefreshToken, SavedTokens, StoredTokens, TokenSet, MAX_LIFETIME,
 };

@@ -122,7 +122,30 @@ pub trait TokenStore: Send + Sync {
     /// Gives the lease back early. Releasing a lease that expired or was taken over does
     /// nothing.
     fn release(&self, lineage: Lineage, lease: LeaseId) -> Result<(), StoreError>;
+
+    /// Asks the store to call `changed` whenever another writer may have changed the
+    /// record (a Redis store's pub/sub, say), for as long as the store lives. Adapters
+    /// call it once and turn each call into
+    /// [`Session::handle_changed`](crate::Session::handle_changed). A notification may
+    /// come late, twice or never: it only makes the session re-read sooner, so a store
+    /// may drop them under load. Returns false if the store cannot tell, which is the
+    /// default: sessions then see other writers' changes at their next refresh.
+    fn watch(&self, changed: Changed) -> bool {
+        let _ = changed;
+        false
+    }
+
+    /// True if the operations may block (I/O, a lock held by another process): adapters
+    /// on an async runtime then run them on a blocking thread. False for a store that
+    /// only takes a short in-memory lock, such as [`MemoryStore`], whose operations are
+    /// cheaper inline than handed to a thread. The default is true.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
+
+/// What [`TokenStore::watch`] calls when the record may have changed.
+pub type Changed = Arc<dyn Fn() + Send + Sync>;
 
 /// A shared store is a store: keep an `Arc` to inspect it while a client uses it.
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -140,6 +163,14 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
 
     fn release(&self, lineage: Lineage, lease: LeaseId) -> Result<(), StoreError> {
         (**self).release(lineage, lease)
+    }
+
+    fn watch(&self, changed: Changed) -> bool {
+        (**self).watch(changed)
+    }
+
+    fn may_block(&self) -> bool {
+        (**self).may_block()
     }
 }
 
@@ -201,6 +232,10 @@ impl TokenStore for MemoryStore {
             slot.lease = None;
         }
         Ok(())
+    }
+
+    fn may_block(&self) -> bool {
+        false
     }
 }
 
