@@ -63,7 +63,8 @@ pub struct Config {
     /// session is logged out. Set false for grants that need none (client credentials):
     /// the first request then acquires a token.
     pub requires_refresh_token: bool,
-    /// Which responses mean "the token is bad, refresh it". Default: RFC 6750.
+    /// Which responses mean "the token is bad, refresh it". Default: RFC 6750 (a 401);
+    /// [`RefreshTrigger::Rfc6750OrBare403`] for APIs that answer expiry with a bare 403.
     pub trigger: RefreshTrigger,
     /// Seed of the backoff jitter. Adapters seed it randomly so that many clients do not
     /// retry in lockstep; tests fix it for determinism.
