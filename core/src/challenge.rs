@@ -166,3 +166,17 @@ pub fn should_refresh(status: StatusCode, headers: &HeaderMap) -> bool {
         Some(BearerError::InsufficientScope | BearerError::InvalidRequest)
     )
 }
+
+/// [`should_refresh`], and also a 403 that names no other reason: no `Bearer` challenge at
+/// all (the bare 403 of django-oauth-toolkit's stock views), or one whose `error` is
+/// `invalid_token`. A 403 whose bearer challenge names any other error
+/// (`insufficient_scope` above all) or none never refreshes.
+pub(crate) fn should_refresh_or_bare_403(status: StatusCode, headers: &HeaderMap) -> bool {
+    if status != StatusCode::FORBIDDEN {
+        return should_refresh(status, headers);
+    }
+    match bearer_challenge(headers) {
+        None => true,
+        Some(challenge) => challenge.error == Some(BearerError::InvalidToken),
+    }
+}

@@ -63,7 +63,8 @@ pub struct Config {
     /// session is logged out. Set false for grants that need none (client credentials):
     /// the first request then acquires a token.
     pub requires_refresh_token: bool,
-    /// Which responses mean "the token is bad, refresh it". Default: RFC 6750.
+    /// Which responses mean "the token is bad, refresh it". Default: RFC 6750 (a 401);
+    /// [`RefreshTrigger::Rfc6750OrBare403`] for APIs that answer expiry with a bare 403.
     pub trigger: RefreshTrigger,
     /// Seed of the backoff jitter. Adapters seed it randomly so that many clients do not
     /// retry in lockstep; tests fix it for determinism.
@@ -146,6 +147,38 @@ pub enum RefreshTrigger {
     /// `insufficient_scope`); a 403 never refreshes.
     #[default]
     Rfc6750,
+    /// [`Rfc6750`](Self::Rfc6750), and a 403 refreshes too unless a `Bearer` challenge
+    /// gives another reason: a bare 403 (no `WWW-Authenticate`, or only other schemes) or
+    /// one whose challenge says `error="invalid_token"` refreshes; a 403 whose challenge
+    /// says `insufficient_scope`, any other error, or no error, never does.
+    ///
+    /// For APIs that answer an expired token with a bare 403. Known to need it:
+    /// django-oauth-toolkit's stock resource views and decorators (`ProtectedResourceView`,
+    /// `ScopedProtectedResourceView`, `ReadWriteScopedResourceView`,
+    /// `@protected_resource()`, `@rw_protected_resource()`), which answer every refused
+    /// token with `HttpResponseForbidden`. (Its Django REST framework authentication class
+    /// answers 401 with a challenge: [`Rfc6750`](Self::Rfc6750) suffices there.)
+    ///
+    /// The price: such a server's 403 for a token that lacks a scope looks the same, so it
+    /// costs a refresh and one replay, and the caller gets
+    /// [`Error::Unauthorized`](crate::Error::Unauthorized) instead of the 403. If fresh
+    /// tokens keep being refused, refreshing is held back (see [`Backoff`]).
+    ///
+    /// ```
+    /// use http::{header::WWW_AUTHENTICATE, HeaderMap, HeaderValue, StatusCode};
+    /// use reauth_core::{Config, Origin, RefreshTrigger};
+    ///
+    /// let mut config = Config::new(Origin::parse("https://api.example.com")?);
+    /// config.trigger = RefreshTrigger::Rfc6750OrBare403;
+    ///
+    /// assert!(config.trigger.fires(StatusCode::FORBIDDEN, &HeaderMap::new()));
+    /// let mut scope = HeaderMap::new();
+    /// scope.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="insufficient_scope""#));
+    /// assert!(!config.trigger.fires(StatusCode::FORBIDDEN, &scope));
+    /// assert!(config.trigger.fires(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    Rfc6750OrBare403,
     /// Any of these statuses refreshes, whatever the headers say.
     Statuses(Vec<StatusCode>),
     /// A predicate over status and headers, for APIs that signal expiry their own way.
@@ -162,6 +195,7 @@ impl RefreshTrigger {
     pub fn fires(&self, status: StatusCode, headers: &HeaderMap) -> bool {
         match self {
             Self::Rfc6750 => crate::challenge::should_refresh(status, headers),
+            Self::Rfc6750OrBare403 => crate::challenge::should_refresh_or_bare_403(status, headers),
             Self::Statuses(list) => list.contains(&status),
             Self::Custom(f) => f(status, headers),
         }
@@ -172,6 +206,7 @@ impl fmt::Debug for RefreshTrigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Rfc6750 => f.write_str("Rfc6750"),
+            Self::Rfc6750OrBare403 => f.write_str("Rfc6750OrBare403"),
             Self::Statuses(s) => f.debug_tuple("Statuses").field(s).finish(),
             Self::Custom(_) => f.write_str("Custom(..)"),
         }

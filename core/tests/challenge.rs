@@ -319,6 +319,59 @@ fn should_refresh_table() {
     assert!(RefreshTrigger::default().fires(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
 }
 
+#[test]
+fn the_bare_403_preset_refreshes_on_a_403_that_gives_no_other_reason() {
+    let bare = RefreshTrigger::Rfc6750OrBare403;
+    assert_eq!(format!("{bare:?}"), "Rfc6750OrBare403");
+    let forbidden = StatusCode::FORBIDDEN;
+    // What django-oauth-toolkit's ProtectedResourceView sends: no challenge at all.
+    assert!(bare.fires(forbidden, &HeaderMap::new()));
+    assert!(!RefreshTrigger::default().fires(forbidden, &HeaderMap::new()));
+    let refreshes: &[&[&[u8]]] = &[
+        // Other schemes, or a field that does not parse: still no bearer reason.
+        &[b"Basic realm=\"x\""],
+        &[b"Negotiate"],
+        &[b"\xff\xfe garbage"],
+        &[b"Bearer error=\"invalid_token\""],
+        &[b"bearer realm=\"r\", ERROR=\"Invalid_Token\""],
+        &[b"Basic realm=\"x\"", b"Bearer error=\"invalid_token\""],
+    ];
+    for h in refreshes {
+        assert!(bare.fires(forbidden, &headers(h)), "{h:?}");
+    }
+    let never: &[&[&[u8]]] = &[
+        &[b"Bearer error=\"insufficient_scope\", scope=\"admin\""],
+        &[b"Bearer realm=\"r\", error=\"INSUFFICIENT_SCOPE\""],
+        &[b"Bearer error=\"invalid_request\""],
+        &[b"Bearer error=\"quota_exceeded\""],
+        // A bearer challenge without an error: the server spoke RFC 6750 and did not
+        // say the token was bad.
+        &[b"Bearer realm=\"r\""],
+        &[b"Basic realm=\"x\"", b"Bearer error=\"insufficient_scope\""],
+    ];
+    for h in never {
+        assert!(!bare.fires(forbidden, &headers(h)), "{h:?}");
+    }
+    // Every other status: exactly as RFC 6750.
+    let samples: &[&[&[u8]]] = &[
+        &[],
+        &[b"Bearer error=\"invalid_token\""],
+        &[b"Bearer error=\"insufficient_scope\""],
+        &[b"Bearer error=\"invalid_request\""],
+        &[b"Basic realm=\"x\""],
+    ];
+    for status in [200, 400, 401, 404, 407, 429, 500, 503] {
+        let status = StatusCode::from_u16(status).unwrap();
+        for h in samples {
+            assert_eq!(
+                bare.fires(status, &headers(h)),
+                RefreshTrigger::Rfc6750.fires(status, &headers(h)),
+                "{status} {h:?}"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -337,11 +390,34 @@ proptest! {
     }
 
     #[test]
+    fn the_bare_403_preset_agrees_with_rfc6750_except_on_403(
+        status in 100u16..600,
+        value in "(Bearer|Basic|bearer)( error=\"(invalid_token|insufficient_scope|invalid_request|x)\")?",
+    ) {
+        let status = StatusCode::from_u16(status).unwrap();
+        let h = headers(&[value.as_bytes()]);
+        let bare = RefreshTrigger::Rfc6750OrBare403.fires(status, &h);
+        if status == StatusCode::FORBIDDEN {
+            let bearer = bearer_challenge(&h);
+            prop_assert_eq!(
+                bare,
+                bearer.is_none_or(|c| c.error() == Some(&BearerError::InvalidToken))
+            );
+            if value.contains("insufficient_scope") {
+                prop_assert!(!bare);
+            }
+        } else {
+            prop_assert_eq!(bare, RefreshTrigger::Rfc6750.fires(status, &h));
+        }
+    }
+
+    #[test]
     fn arbitrary_header_bytes_never_panic(bytes in proptest::collection::vec(32u8..=255, 0..200)) {
         if let Ok(value) = HeaderValue::from_bytes(&bytes) {
             let mut h = HeaderMap::new();
             h.insert(WWW_AUTHENTICATE, value);
             let _ = should_refresh(StatusCode::UNAUTHORIZED, &h);
+            let _ = RefreshTrigger::Rfc6750OrBare403.fires(StatusCode::FORBIDDEN, &h);
         }
     }
 }
