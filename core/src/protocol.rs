@@ -107,7 +107,9 @@ pub enum GrantKind {
     ClientCredentials,
 }
 
-/// An RFC 6749 token endpoint used as a [`RefreshProtocol`].
+/// An RFC 6749 token endpoint used as a [`RefreshProtocol`]. Everything the endpoint
+/// carries goes on both grants: its scope, RFC 8707 resource indicators, an audience, extra
+/// form parameters and headers (see [`TokenEndpoint`](crate::oauth2::TokenEndpoint)).
 ///
 /// ```
 /// use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
