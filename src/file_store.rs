@@ -1,12 +1,11 @@
 //! [`FileStore`]: tokens in a file, kept across restarts and shared by processes.
 
 mod error;
-mod format;
-mod lock;
 
 pub use error::FileStoreError;
 
-use lock::FileLock;
+use crate::lock_file::{self as lock, FileLock};
+use crate::token_format as format;
 use reauth_core::{Expect, Lease, LeaseId, Lineage, Record, StoreError, Swap, TokenStore};
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -213,27 +212,12 @@ impl FileStore {
 
     /// Takes the refresh lease for `ttl` unless another holder's lease is still running.
     pub fn take_lease(&self, lineage: Lineage, ttl: Duration) -> Result<Lease, FileStoreError> {
-        let mut lock = self.lock()?;
-        let now = SystemTime::now();
-        if lock.lease()?.is_some_and(|held| held.expires_at > now) {
-            return Ok(Lease::Busy);
-        }
-        let owner = LeaseId(lock::random_owner());
-        lock.set_lease(Some(&lock::Held {
-            lineage,
-            owner,
-            expires_at: now.checked_add(ttl).unwrap_or(now + lock::LONGEST_LEASE),
-        }))?;
-        Ok(Lease::Granted(owner))
+        Ok(self.lock()?.take_lease(lineage, ttl)?)
     }
 
     /// Gives the lease back, if `lease` still holds it.
     pub fn give_back(&self, lease: LeaseId) -> Result<(), FileStoreError> {
-        let mut lock = self.lock()?;
-        if lock.lease()?.is_some_and(|held| held.owner == lease) {
-            lock.set_lease(None)?;
-        }
-        Ok(())
+        Ok(self.lock()?.give_back(lease)?)
     }
 
     /// Takes the file's write lock, which every writer of this file (in any process)
@@ -271,7 +255,7 @@ impl FileStore {
         // A link at the token path would hand us tokens from a file of someone else's
         // choosing. (Writes are safe already: the temporary file is created exclusively,
         // which never follows a link, and the rename replaces a link, not its target.)
-        no_follow(&mut options);
+        lock::no_follow(&mut options);
         let file = match options.open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -410,23 +394,8 @@ impl TokenStore for FileStore {
     }
 }
 
-/// Opening fails on a symbolic link in the last component instead of following it
-/// (`O_NOFOLLOW`). Elsewhere a no-op: Windows opens of a link need a privilege to plant.
-fn no_follow(options: &mut fs::OpenOptions) {
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NOFOLLOW);
-    #[cfg(not(unix))]
-    let _ = options;
-}
-
 fn create_dir(dir: &Path) -> Result<(), FileStoreError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| FileStoreError::io(dir, "creating the folder", e))
+    lock::create_private_dir(dir).map_err(|e| FileStoreError::io(dir, "creating the folder", e))
 }
 
 /// Makes a rename in `dir` durable: on Unix the folder itself must be synced.

@@ -4,13 +4,23 @@
 //!
 //! This facade re-exports the sans-IO core at the crate root ([`Session`] and its
 //! inputs; the crate `reauth-core` holds the full drive loop and the caller's duties) and,
-//! behind features, the adapters and the file store:
+//! behind features, the adapters and the stores:
 //!
 //! | feature | item | what |
 //! |---|---|---|
 //! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter over reqwest 0.13 (re-exported) on tokio, incl. a `reqwest_middleware` 0.5 middleware |
 //! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3.1 (re-exported), plus a ureq middleware |
 //! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
+//! | `keyring` | `KeyringStore` | tokens in the platform's credential store (Keychain, Credential Manager, keyutils, Android); `keyring_core` re-exported |
+//!
+//! ## Which store
+//!
+//! | store | pick it when | it cannot |
+//! |---|---|---|
+//! | [`MemoryStore`] (the default) | the process logs in each time it starts, or holds tokens it was handed | survive a restart |
+//! | [`FileStore`] | a CLI, daemon or server that must stay logged in across restarts, several processes sharing one session | keep the tokens from anyone who can read the user's files (it is a `0600` JSON file) |
+//! | `KeyringStore` | a desktop or mobile app that should keep refresh tokens in the platform's secure storage | share a session across processes without a lock file (give it one); hold records over 2560 bytes on Windows; outlive a reboot on Linux keyutils |
+//! | your own [`TokenStore`] | sessions shared across machines (a database, Redis, …) | — (it implements compare-and-swap and the lease) |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,8 +32,21 @@ pub use ::http;
 
 #[cfg(feature = "file-store")]
 mod file_store;
+#[cfg(any(feature = "file-store", feature = "keyring"))]
+mod lock_file;
+#[cfg(any(feature = "file-store", feature = "keyring"))]
+mod token_format;
 #[cfg(feature = "file-store")]
 pub use file_store::{FileStore, FileStoreError};
+#[cfg(feature = "keyring")]
+mod keyring_store;
+/// The keyring ecosystem's API that [`KeyringStore::with_store`] takes a store of, by its
+/// own name.
+#[cfg(feature = "keyring")]
+#[doc(no_inline)]
+pub use ::keyring_core;
+#[cfg(feature = "keyring")]
+pub use keyring_store::{KeyringStore, KeyringStoreError};
 
 #[cfg(feature = "reqwest")]
 pub mod reqwest {

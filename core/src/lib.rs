@@ -141,8 +141,17 @@
 //!    an input, so ask again after each one.
 //! 4. Send a request only with the credential the machine gave for it, and report its
 //!    response with the same [`Attempt`].
-//! 5. A request that fails at the network level (no response) is the caller's to retry
-//!    or fail: it says nothing about the token, so report nothing.
+//! 5. A request that fails at the network level (no response: refused, reset, timed
+//!    out) says nothing about the token, so there is no input for it: drop its
+//!    [`Attempt`] and retry or fail as you see fit. The session keeps no record of the
+//!    attempts it hands out, so nothing waits for a report: no waiter, refresh or
+//!    deadline (`core/tests/unanswered.rs` holds such a session against one whose
+//!    requests all got `200`). To retry, call [`Session::begin_request`] again; the retry
+//!    carries the current credential. The same holds for the attempt of a replay
+//!    ([`Verdict::Replay`]) and of a resumed waiter ([`Command::Resume`]). A *refresh*
+//!    call that fails at the network level is another matter: the session waits for it,
+//!    so report it to [`Session::handle_refresh`] as
+//!    `RefreshError::transient(RefreshErrorKind::Network)` (see [`RefreshError`]).
 //!
 //! ## Drive loop
 //!

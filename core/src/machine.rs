@@ -373,6 +373,11 @@ impl Session {
     /// Asks to send a request to `uri`. The answer is immediate: send now with a
     /// credential, wait for a refresh as a waiter, send without a credential (origin not
     /// allowed), or do not send.
+    ///
+    /// The session keeps no record of the [`Attempt`] it returns: a request that gets no
+    /// response (a network failure) is not reported, its attempt is simply dropped, and
+    /// nothing is left pending. A retry is a new call to `begin_request`, which carries
+    /// the credential current by then.
     pub fn begin_request<T: Target + ?Sized>(&mut self, now: Instant, uri: &T) -> Admission {
         let now = self.clock(now);
         if !self.is_allowed(uri) {
@@ -403,8 +408,9 @@ impl Session {
 
     // ---- handle_*: what the outside world did ----------------------------------------
 
-    /// A request sent with `attempt` got a response. Decides whether the caller gets the
-    /// response, replays it, waits for a refresh, or fails. A request that cannot be sent
+    /// A request sent with `attempt` got a response (any status; a request that got none
+    /// is not reported, see [`begin_request`](Self::begin_request)). Decides whether the
+    /// caller gets the response, replays it, waits for a refresh, or fails. A request that cannot be sent
     /// again (`replayable` false, e.g. a streamed body) is never replayed: the session
     /// still learns of the 401 and refreshes for the next call, and the caller gets
     /// [`Verdict::Done`].

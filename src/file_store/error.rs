@@ -102,14 +102,10 @@ impl FileStoreError {
     /// As [`io`](Self::io), for an open with no-follow semantics: the error the system
     /// gives for a symbolic link in the last component becomes [`Self::Symlink`].
     pub(crate) fn open(path: &Path, op: &'static str, source: io::Error) -> Self {
-        #[cfg(unix)]
-        {
-            // Linux and macOS say ELOOP; FreeBSD says EMLINK.
-            if matches!(source.raw_os_error(), Some(libc::ELOOP | libc::EMLINK)) {
-                return Self::Symlink {
-                    path: path.to_owned(),
-                };
-            }
+        if crate::lock_file::is_link_refusal(&source) {
+            return Self::Symlink {
+                path: path.to_owned(),
+            };
         }
         Self::io(path, op, source)
     }
@@ -136,6 +132,17 @@ impl FileStoreError {
                 *quarantined = Some(to)
             }
             _ => {}
+        }
+    }
+}
+
+impl From<crate::lock_file::LockError> for FileStoreError {
+    fn from(e: crate::lock_file::LockError) -> Self {
+        use crate::lock_file::LockError;
+        match e {
+            LockError::Timeout { path, waited } => Self::LockTimeout { path, waited },
+            LockError::Symlink { path } => Self::Symlink { path },
+            LockError::Io { path, op, source } => Self::Io { path, op, source },
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The token file's write lock, and the refresh lease kept inside the lock file.
+//! The write lock of a store shared by processes, and the refresh lease kept inside the
+//! lock file: [`FileStore`](crate::FileStore)'s, and `KeyringStore`'s when given a lock file.
 //!
 //! The lock is an exclusive advisory lock on a side file, taken by polling `try_lock`
 //! until a deadline. std's `File::try_lock` (Rust 1.89+) is `flock(LOCK_EX | LOCK_NB)` on
@@ -11,11 +12,10 @@
 //! its time is up. On network file systems the lock is only as good as the file
 //! system's `flock` support.
 
-use super::FileStoreError;
-use reauth_core::{LeaseId, Lineage};
-use std::fs::{File, OpenOptions, TryLockError};
+use reauth_core::{Lease, LeaseId, Lineage};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, RandomState};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,7 +24,32 @@ const FIRST_PAUSE: Duration = Duration::from_millis(1);
 /// Longest pause between two tries: a waiter notices a released lock within this.
 const MAX_PAUSE: Duration = Duration::from_millis(20);
 /// Used when a lease's time to live does not fit in a `SystemTime`.
-pub(crate) const LONGEST_LEASE: Duration = Duration::from_secs(24 * 3600);
+const LONGEST_LEASE: Duration = Duration::from_secs(24 * 3600);
+
+/// Why the lock file failed; each store turns it into its own error type.
+#[derive(Debug)]
+pub(crate) enum LockError {
+    /// Another holder kept the lock past the deadline.
+    Timeout { path: PathBuf, waited: Duration },
+    /// A symbolic link sits at the lock path: refused, never followed.
+    Symlink { path: PathBuf },
+    /// Opening, locking, reading or writing failed.
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+}
+
+impl LockError {
+    fn io(path: &Path, op: &'static str, source: io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            op,
+            source,
+        }
+    }
+}
 
 /// The lock file, locked until dropped.
 #[derive(Debug)]
@@ -44,12 +69,12 @@ pub(crate) struct Held {
 impl FileLock {
     /// The lease written in the lock file. Anything unreadable (a writer killed mid-line,
     /// an older build's empty file) is no lease.
-    pub(crate) fn lease(&mut self) -> Result<Option<Held>, FileStoreError> {
+    pub(crate) fn lease(&mut self) -> Result<Option<Held>, LockError> {
         let mut text = String::new();
         self.file
             .seek(SeekFrom::Start(0))
             .and_then(|_| (&self.file).take(256).read_to_string(&mut text))
-            .map_err(|e| FileStoreError::io(&self.path, "reading the lease", e))?;
+            .map_err(|e| LockError::io(&self.path, "reading the lease", e))?;
         let mut words = text.split_whitespace();
         let parsed = (|| {
             if words.next()? != "lease" {
@@ -68,7 +93,7 @@ impl FileLock {
     }
 
     /// Writes (or with `None`, clears) the lease.
-    pub(crate) fn set_lease(&mut self, held: Option<&Held>) -> Result<(), FileStoreError> {
+    pub(crate) fn set_lease(&mut self, held: Option<&Held>) -> Result<(), LockError> {
         let line = held.map_or_else(String::new, |h| {
             let millis = h
                 .expires_at
@@ -82,7 +107,34 @@ impl FileLock {
             self.file.write_all(line.as_bytes())?;
             self.file.sync_data()
         })()
-        .map_err(|e| FileStoreError::io(&self.path, "writing the lease", e))
+        .map_err(|e| LockError::io(&self.path, "writing the lease", e))
+    }
+
+    /// Takes the refresh lease for `ttl` unless another holder's lease is still running.
+    pub(crate) fn take_lease(
+        &mut self,
+        lineage: Lineage,
+        ttl: Duration,
+    ) -> Result<Lease, LockError> {
+        let now = SystemTime::now();
+        if self.lease()?.is_some_and(|held| held.expires_at > now) {
+            return Ok(Lease::Busy);
+        }
+        let owner = LeaseId(random_owner());
+        self.set_lease(Some(&Held {
+            lineage,
+            owner,
+            expires_at: now.checked_add(ttl).unwrap_or(now + LONGEST_LEASE),
+        }))?;
+        Ok(Lease::Granted(owner))
+    }
+
+    /// Gives the lease back, if `lease` still holds it.
+    pub(crate) fn give_back(&mut self, lease: LeaseId) -> Result<(), LockError> {
+        if self.lease()?.is_some_and(|held| held.owner == lease) {
+            self.set_lease(None)?;
+        }
+        Ok(())
     }
 }
 
@@ -100,21 +152,27 @@ pub(crate) fn random_owner() -> u128 {
     u128::from(state.hash_one(salt)) << 64 | u128::from(state.hash_one((salt, 1u8)))
 }
 
-fn open(path: &Path) -> Result<File, FileStoreError> {
+fn open(path: &Path) -> Result<File, LockError> {
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     // A link planted at `<file>.lock` would otherwise be followed, and its target created
     // (0600, ours) and written: refused instead.
-    super::no_follow(&mut options);
-    options
-        .open(path)
-        .map_err(|e| FileStoreError::open(path, "opening the lock file", e))
+    no_follow(&mut options);
+    options.open(path).map_err(|e| {
+        if is_link_refusal(&e) {
+            LockError::Symlink {
+                path: path.to_owned(),
+            }
+        } else {
+            LockError::io(path, "opening the lock file", e)
+        }
+    })
 }
 
 /// Takes the lock at `path`, trying until `wait` has passed.
-pub(crate) fn acquire(path: &Path, wait: Duration) -> Result<FileLock, FileStoreError> {
+pub(crate) fn acquire(path: &Path, wait: Duration) -> Result<FileLock, LockError> {
     let file = open(path)?;
     let start = Instant::now();
     let mut pause = FIRST_PAUSE;
@@ -124,7 +182,7 @@ pub(crate) fn acquire(path: &Path, wait: Duration) -> Result<FileLock, FileStore
             Err(TryLockError::WouldBlock) => {
                 let waited = start.elapsed();
                 if waited >= wait {
-                    return Err(FileStoreError::LockTimeout {
+                    return Err(LockError::Timeout {
                         path: path.to_owned(),
                         waited,
                     });
@@ -133,7 +191,7 @@ pub(crate) fn acquire(path: &Path, wait: Duration) -> Result<FileLock, FileStore
                 pause = (pause * 2).min(MAX_PAUSE);
             }
             Err(TryLockError::Error(e)) => {
-                return Err(FileStoreError::io(path, "locking", e));
+                return Err(LockError::io(path, "locking", e));
             }
         }
     }
@@ -141,4 +199,34 @@ pub(crate) fn acquire(path: &Path, wait: Duration) -> Result<FileLock, FileStore
         file,
         path: path.to_owned(),
     })
+}
+
+/// Opening fails on a symbolic link in the last component instead of following it
+/// (`O_NOFOLLOW`). Elsewhere a no-op: Windows opens of a link need a privilege to plant.
+pub(crate) fn no_follow(options: &mut OpenOptions) {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NOFOLLOW);
+    #[cfg(not(unix))]
+    let _ = options;
+}
+
+/// True if an open with [`no_follow`] failed because the path is a symbolic link.
+pub(crate) fn is_link_refusal(e: &io::Error) -> bool {
+    // Linux and macOS say ELOOP; FreeBSD says EMLINK.
+    #[cfg(unix)]
+    return matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EMLINK));
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
+/// Creates `dir` and its parents; on Unix a folder it creates is `0700`.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }

@@ -1,4 +1,5 @@
-//! The token file's format, version 2: JSON holding the session record (lineage, record
+//! The token record's format, version 2 (a `FileStore`'s file, a `KeyringStore`'s
+//! entry): JSON holding the session record (lineage, record
 //! version, and the tokens or a tombstone), with the expiry as UNIX seconds and a CRC-32
 //! over the record.
 //!
@@ -25,8 +26,7 @@
 //! same on every platform), not over the file's bytes: re-indenting the file keeps it
 //! valid, changing any value does not. Unknown fields are refused: a later format that
 //! needs new fields gets a new `version`, which older readers report as
-//! [`FileStoreError::FutureVersion`](super::FileStoreError::FutureVersion) and never
-//! touch. Version 1 files (tokens only, from before the session record) are read as
+//! a newer format (`FutureVersion`) and never touch. Version 1 files (tokens only, from before the session record) are read as
 //! [`LEGACY`]'s record at version 0, so every process reading one agrees on it, and the
 //! first write replaces it with version 2.
 
@@ -115,8 +115,24 @@ fn checksum(payload: &impl Serialize) -> String {
     format!("crc32:{:08x}", crc32fast::hash(&bytes))
 }
 
-/// The file's bytes for `record`, saved at wall time `now`.
+/// The file's bytes for `record`, saved at wall time `now`: indented, for a file a person
+/// may open.
+#[cfg_attr(not(feature = "file-store"), allow(dead_code))]
 pub(crate) fn encode(record: &Record, now: SystemTime) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(&document(record, now))
+        .expect("a struct of strings and integers serializes");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// The same document without whitespace, for stores with small size limits (a Windows
+/// credential holds 2560 bytes). [`decode`] reads both.
+#[cfg_attr(not(feature = "keyring"), allow(dead_code))]
+pub(crate) fn encode_compact(record: &Record, now: SystemTime) -> Vec<u8> {
+    serde_json::to_vec(&document(record, now)).expect("a struct of strings and integers serializes")
+}
+
+fn document(record: &Record, now: SystemTime) -> FileV2 {
     let (tokens, logged_out) = match &record.entry {
         Entry::Tokens(t) => (Some(t), None),
         Entry::LoggedOut(t) => (None, Some(t.as_str().to_owned())),
@@ -134,16 +150,12 @@ pub(crate) fn encode(record: &Record, now: SystemTime) -> Vec<u8> {
         logged_out,
         saved_at: unix_secs(now),
     };
-    let file = FileV2 {
+    FileV2 {
         format: FORMAT.to_owned(),
         version: VERSION,
         checksum: checksum(&payload),
         record: payload,
-    };
-    let mut bytes =
-        serde_json::to_vec_pretty(&file).expect("a struct of strings and integers serializes");
-    bytes.push(b'\n');
-    bytes
+    }
 }
 
 /// Reads and checks a token file read at wall time `now`.
@@ -323,6 +335,23 @@ mod tests {
         };
         let back = decode(&encode(&tombstone, now()), now()).unwrap();
         assert_eq!(back, tombstone);
+    }
+
+    #[test]
+    fn the_compact_form_reads_back_the_same_record() {
+        let pretty = encode(&tokens(), now());
+        let compact = encode_compact(&tokens(), now());
+        assert!(compact.len() < pretty.len() && !compact.contains(&b'\n'));
+        assert_eq!(decode(&compact, now()), decode(&pretty, now()));
+        assert_eq!(decode(&compact, now()).unwrap(), as_saved(tokens()));
+    }
+
+    /// The record as it reads back: the expiry at whole seconds.
+    fn as_saved(mut r: Record) -> Record {
+        if let Entry::Tokens(t) = &mut r.entry {
+            t.expires_at = Some(now() + Duration::from_secs(3600));
+        }
+        r
     }
 
     #[test]
