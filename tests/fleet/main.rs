@@ -127,7 +127,10 @@ impl Worker {
                 let Ok(line) = line else { break };
                 // libtest's "test worker_entry ... " may share the first line.
                 if let Some(at) = line.find(worker::PREFIX) {
-                    if tx.send(line[at + worker::PREFIX.len()..].to_owned()).is_err() {
+                    if tx
+                        .send(line[at + worker::PREFIX.len()..].to_owned())
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -292,4 +295,249 @@ fn four_replicas_with_250_requests_each_refresh_once_reqwest() {
 #[test]
 fn four_replicas_with_250_requests_each_refresh_once_ureq() {
     storm("ureq");
+}
+
+#[test]
+fn a_logout_on_one_replica_is_seen_by_the_others() {
+    let Some(fleet) = Fleet::start(ServerConfig::default()) else {
+        return;
+    };
+    let lineage = Lineage::from_u128(0x1060);
+    fleet.seed(lineage);
+    let mut a = fleet.spawn("session", &[]);
+    let mut b = fleet.spawn("session", &[(worker::ADAPTER_ENV, "ureq".into())]);
+    a.ready();
+    b.ready();
+    assert_eq!(a.ask("get"), "result ok");
+    assert_eq!(b.ask("get"), "result ok");
+    assert_eq!(a.ask("logout"), "result tombstone");
+    let tomb = fleet.store().read_record().unwrap().unwrap();
+    assert!(matches!(tomb.entry, Entry::LoggedOut(_)));
+    assert_eq!((tomb.lineage, tomb.version), (lineage, 2));
+    // B learns of it at its next refresh (no notifications yet): it stops there.
+    fleet.server.expire_access_tokens();
+    assert_eq!(b.ask("get"), "result logged_out elsewhere:requested");
+    assert_eq!(b.ask("get"), "result logged_out elsewhere:requested");
+    // A replica started now is logged out from the start.
+    let mut c = fleet.spawn("once", &[]);
+    c.ready();
+    let result = c.next(Duration::from_secs(30)).expect("a result line");
+    assert_eq!(c.exit_code(Duration::from_secs(30)), 0);
+    assert_eq!(result, "result logged_out elsewhere:requested");
+    // Nobody brought the tokens back, and nobody called the token endpoint.
+    assert_eq!(fleet.store().read_record().unwrap(), Some(tomb));
+    assert_eq!(fleet.server.stats().token_calls, 0);
+    a.quit();
+    b.quit();
+    fleet.shutdown();
+}
+
+#[test]
+fn redis_away_requests_flow_each_replica_refreshes_alone_and_nobody_is_logged_out() {
+    // Two processes refreshing alone present the same refresh token: only a server with
+    // a grace window for that survives it without a reuse detection.
+    let config = ServerConfig::default().with_reuse_grace(Duration::from_secs(60));
+    let Some(mut fleet) = Fleet::start(config) else {
+        return;
+    };
+    let lineage = Lineage::from_u128(0xa3a7);
+    fleet.seed(lineage);
+    let mut a = fleet.spawn("session", &[]);
+    let mut b = fleet.spawn("session", &[(worker::ADAPTER_ENV, "ureq".into())]);
+    a.ready();
+    b.ready();
+    fleet.redis.stop();
+    // The fast path never touches Redis.
+    assert_eq!(a.ask("storm 50"), "result ok=50 failed=0 first=\"\"");
+    assert_eq!(b.ask("storm 50"), "result ok=50 failed=0 first=\"\"");
+    assert_eq!(a.ask("events"), "result store_failed=0");
+    // An expiry: each replica refreshes once for its own storm, with the store failing.
+    fleet.server.expire_access_tokens();
+    fleet.server.reset_stats();
+    let start = Instant::now();
+    assert_eq!(a.ask("storm 100"), "result ok=100 failed=0 first=\"\"");
+    assert_eq!(b.ask("storm 100"), "result ok=100 failed=0 first=\"\"");
+    let away = start.elapsed();
+    let stats = fleet.server.stats();
+    let failed_a = field(&a.ask("events"), "store_failed");
+    let failed_b = field(&b.ask("events"), "store_failed");
+    eprintln!(
+        "figures: Redis away, 2 replicas x 100 requests after expiry: token calls {}, reuse \
+         detections {}, grace reuses {}, store failures {failed_a}+{failed_b}, wall {away:?}",
+        stats.token_calls, stats.reuse_detections, stats.grace_reuses
+    );
+    assert_eq!(stats.token_calls, 2, "single-flight per process: {stats:?}");
+    assert_eq!(stats.reuse_detections, 0, "{stats:?}");
+    assert!(failed_a >= 1 && failed_b >= 1, "{failed_a} {failed_b}");
+    // Redis back (empty: no persistence): the replicas go on, nobody is logged out.
+    fleet.redis.restart();
+    fleet.server.expire_access_tokens();
+    fleet.server.reset_stats();
+    assert_eq!(a.ask("storm 100"), "result ok=100 failed=0 first=\"\"");
+    assert_eq!(b.ask("storm 100"), "result ok=100 failed=0 first=\"\"");
+    let stats = fleet.server.stats();
+    let saved = fleet
+        .store()
+        .read_record()
+        .unwrap()
+        .expect("the record is written anew");
+    eprintln!(
+        "figures: Redis restarted empty, then an expiry: token calls {}, reuse detections {}, \
+         record version {}",
+        stats.token_calls, stats.reuse_detections, saved.version
+    );
+    assert_eq!(stats.reuse_detections, 0, "{stats:?}");
+    assert_eq!(saved.lineage, lineage);
+    a.quit();
+    b.quit();
+    fleet.shutdown();
+}
+
+/// What became of a refresh whose lease holder was killed mid-call.
+struct Takeover {
+    result: String,
+    waited: Duration,
+    lineage: Lineage,
+    first_refresh: String,
+}
+
+/// Seeds an expired session, makes the token endpoint answer the first call late with
+/// `fault`, kills the replica that holds the lease once `in_flight` says the call is
+/// where it should be, and runs the next replica. The lease lives the refresh deadline
+/// (1 s) plus the session's margin.
+fn kill_the_lease_holder(
+    fleet: &Fleet,
+    fault: Fault,
+    in_flight: impl Fn(&TestServer) -> bool,
+) -> Takeover {
+    let lineage = Lineage::from_u128(0xdead);
+    let first_refresh = fleet.seed(lineage);
+    fleet.server.expire_access_tokens();
+    fleet.server.reset_stats();
+    fleet.server.push_fault(fault);
+    let deadline = [(worker::DEADLINE_ENV, "1000".to_owned())];
+    let mut victim = fleet.spawn("once", &deadline);
+    victim.ready();
+    until(Duration::from_secs(30), "the refresh call", || {
+        in_flight(&fleet.server)
+    });
+    let ttl = fleet.lease_ttl().expect("the victim holds the lease");
+    let expiry = Instant::now() + ttl;
+    victim.kill_9();
+    let killed = Instant::now();
+    let r = fleet.store().read_record().unwrap().unwrap();
+    assert_eq!((r.lineage, r.version), (lineage, 1));
+    let mut next = fleet.spawn("once", &deadline);
+    next.ready();
+    let result = next.next(Duration::from_secs(60)).expect("a result line");
+    let waited = killed.elapsed();
+    assert_eq!(next.exit_code(Duration::from_secs(30)), 0, "{result}");
+    // It took over only once the dead holder's lease had run out.
+    assert!(
+        Instant::now() >= expiry,
+        "finished before the lease ran out"
+    );
+    Takeover {
+        result,
+        waited,
+        lineage,
+        first_refresh,
+    }
+}
+
+#[test]
+fn a_lease_holder_killed_before_the_server_rotated_is_taken_over_after_its_ttl() {
+    let Some(fleet) = Fleet::start(ServerConfig::default()) else {
+        return;
+    };
+    let t = kill_the_lease_holder(&fleet, Fault::Delay(Duration::from_secs(120)), |s| {
+        s.stats().faults("delay") == 1
+    });
+    let stats = fleet.server.stats();
+    eprintln!(
+        "figures: fleet lease holder killed before rotation: next replica {:?} after {:?}, \
+         token calls {}, rotations {}, reuse detections {}",
+        t.result, t.waited, stats.token_calls, stats.refresh_grants, stats.reuse_detections
+    );
+    assert_eq!(t.result, "result ok");
+    assert_eq!(stats.refresh_grants, 1, "{stats:?}");
+    assert_eq!(stats.reuse_detections, 0, "{stats:?}");
+    let saved = fleet.store().read_record().unwrap().unwrap();
+    assert_eq!((saved.lineage, saved.version), (t.lineage, 2));
+    let family = fleet
+        .server
+        .family_of(&t.first_refresh)
+        .expect("the family lives");
+    assert!(fleet.server.current_refresh_token(family) == Some(refresh_token(&saved)));
+    fleet.shutdown();
+}
+
+#[test]
+fn a_lease_holder_killed_after_the_server_rotated_logs_every_replica_out_cleanly() {
+    let Some(fleet) = Fleet::start(ServerConfig::default()) else {
+        return;
+    };
+    // The server rotates at once and holds the answer back: the new refresh token dies
+    // with the victim. Without a grace window, presenting the old one is a reuse.
+    let t = kill_the_lease_holder(
+        &fleet,
+        Fault::RotateThenDelay(Duration::from_secs(120)),
+        |s| s.stats().refresh_grants == 1,
+    );
+    let stats = fleet.server.stats();
+    eprintln!(
+        "figures: fleet lease holder killed after rotation, no grace: next replica {:?} \
+         after {:?}, token calls {}, reuse detections {}",
+        t.result, t.waited, stats.token_calls, stats.reuse_detections
+    );
+    assert_eq!(t.result, "result logged_out rejected");
+    assert_eq!(
+        (stats.token_calls, stats.reuse_detections),
+        (2, 1),
+        "{stats:?}"
+    );
+    let tomb = fleet.store().read_record().unwrap().unwrap();
+    assert!(matches!(tomb.entry, Entry::LoggedOut(_)));
+    assert_eq!((tomb.lineage, tomb.version), (t.lineage, 2));
+    // No loop: the replica after it is logged out by the tombstone, without a call.
+    let mut third = fleet.spawn("once", &[]);
+    third.ready();
+    let result = third.next(Duration::from_secs(30)).expect("a result line");
+    assert_eq!(third.exit_code(Duration::from_secs(30)), 0, "{result}");
+    assert_eq!(result, "result logged_out elsewhere:refresh_rejected");
+    assert_eq!(fleet.server.stats().token_calls, 2);
+    fleet.shutdown();
+}
+
+#[test]
+fn a_lease_holder_killed_after_the_server_rotated_is_recovered_inside_a_grace_window() {
+    let config = ServerConfig::default().with_reuse_grace(Duration::from_secs(60));
+    let Some(fleet) = Fleet::start(config) else {
+        return;
+    };
+    let t = kill_the_lease_holder(
+        &fleet,
+        Fault::RotateThenDelay(Duration::from_secs(120)),
+        |s| s.stats().refresh_grants == 1,
+    );
+    let stats = fleet.server.stats();
+    eprintln!(
+        "figures: fleet lease holder killed after rotation, 60 s grace: next replica {:?} \
+         after {:?}, token calls {}, grace reuses {}, reuse detections {}",
+        t.result, t.waited, stats.token_calls, stats.grace_reuses, stats.reuse_detections
+    );
+    assert_eq!(t.result, "result ok");
+    assert_eq!(
+        (stats.reuse_detections, stats.grace_reuses),
+        (0, 1),
+        "{stats:?}"
+    );
+    let saved = fleet.store().read_record().unwrap().unwrap();
+    assert_eq!((saved.lineage, saved.version), (t.lineage, 2));
+    let family = fleet
+        .server
+        .family_of(&t.first_refresh)
+        .expect("the family lives");
+    assert!(fleet.server.current_refresh_token(family) == Some(refresh_token(&saved)));
+    fleet.shutdown();
 }

@@ -10,8 +10,8 @@
 //!   adapter, threads on the blocking one) and answers `result ok=<n> failed=<n>
 //!   store_failed=<n> first=<text>`.
 //! - `once`: one request at once.
-//! - `session`: one command per stdin line: `get` (one request), `logout`, `events`
-//!   (`result store_failed=<n>`), `quit`.
+//! - `session`: one command per stdin line: `get` (one request), `storm <n>` (`n` at
+//!   once), `logout`, `events` (`result store_failed=<n>`), `quit`.
 //!
 //! A request's result is `result ok`, `result logged_out <why>`, `result status <n>` or
 //! `result error <text>`. [`ADAPTER_ENV`] picks the adapter: `reqwest` (default) or `ureq`.
@@ -136,13 +136,17 @@ impl Replica {
             Replica::Reqwest(client, rt) => match rt.block_on(client.get(url).send()) {
                 Ok(r) if r.status() == 200 => Outcome::Ok,
                 Ok(r) => Outcome::Status(r.status().as_u16()),
-                Err(e) if e.is_logged_out() => Outcome::LoggedOut(e.auth().map_or("other".into(), why)),
+                Err(e) if e.is_logged_out() => {
+                    Outcome::LoggedOut(e.auth().map_or("other".into(), why))
+                }
                 Err(e) => Outcome::Failed(e.to_string()),
             },
             Replica::Ureq(agent) => match agent.get(url).call() {
                 Ok(r) if r.status() == 200 => Outcome::Ok,
                 Ok(r) => Outcome::Status(r.status().as_u16()),
-                Err(e) if e.is_logged_out() => Outcome::LoggedOut(e.auth().map_or("other".into(), why)),
+                Err(e) if e.is_logged_out() => {
+                    Outcome::LoggedOut(e.auth().map_or("other".into(), why))
+                }
                 Err(e) => Outcome::Failed(e.to_string()),
             },
         }
@@ -312,6 +316,11 @@ fn run(mode: &str, base: &str, redis_url: &str, session: &str) -> i32 {
                         } else {
                             "result error no tombstone"
                         });
+                    }
+                    cmd if cmd.starts_with("storm ") => {
+                        let n = cmd[6..].parse().unwrap_or(1);
+                        let (ok, failed, first) = replica.storm(&url, n);
+                        say(&format!("result ok={ok} failed={failed} first={first:?}"));
                     }
                     "events" => say(&format!(
                         "result store_failed={}",
