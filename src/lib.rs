@@ -27,10 +27,10 @@ mod file_store;
 pub use file_store::{FileStore, FileStoreError};
 
 #[cfg(feature = "redis")]
-pub use reauth_redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
-#[cfg(feature = "redis")]
 #[doc(no_inline)]
 pub use reauth_redis::redis;
+#[cfg(feature = "redis")]
+pub use reauth_redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
 
 #[cfg(feature = "reqwest")]
 pub mod reqwest {
