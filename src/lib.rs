@@ -11,7 +11,7 @@
 //! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter over reqwest 0.13 (re-exported) on tokio, incl. a `reqwest_middleware` 0.5 middleware |
 //! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3.1 (re-exported), plus a ureq middleware |
 //! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
-//! | `redis` | [`RedisStore`] | the session record in Redis (redis-rs re-exported as [`redis`](mod@crate::redis)): replicas on many machines refresh once per expiry; Redis away, each process goes on with its tokens |
+//! | `redis` | `RedisStore` | the session record in Redis (the `reauth-redis` crate; redis-rs re-exported as `reauth::redis`): replicas on many machines refresh once per expiry; Redis away, each process goes on with its tokens |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
