@@ -541,3 +541,60 @@ fn a_lease_holder_killed_after_the_server_rotated_is_recovered_inside_a_grace_wi
     assert!(fleet.server.current_refresh_token(family) == Some(refresh_token(&saved)));
     fleet.shutdown();
 }
+
+#[test]
+fn redis_restarted_mid_storm_costs_no_request_and_no_logout() {
+    const REPLICAS: usize = 4;
+    const PER: usize = 100;
+    // Without Redis for a moment the replicas refresh alone: a grace window on the
+    // server keeps their parallel refreshes from counting as reuse.
+    let config = ServerConfig::default().with_reuse_grace(Duration::from_secs(60));
+    let Some(mut fleet) = Fleet::start(config) else {
+        return;
+    };
+    let lineage = Lineage::from_u128(0x3e57a);
+    fleet.seed(lineage);
+    fleet.server.expire_access_tokens();
+    fleet.server.reset_stats();
+    // The lease holder's refresh is in flight when Redis goes.
+    fleet
+        .server
+        .push_fault(Fault::Delay(Duration::from_millis(800)));
+    let env = [(worker::REQUESTS_ENV, PER.to_string())];
+    let mut workers: Vec<_> = (0..REPLICAS).map(|_| fleet.spawn("storm", &env)).collect();
+    for w in &workers {
+        w.ready();
+    }
+    for w in &mut workers {
+        w.send("go");
+    }
+    until(Duration::from_secs(30), "the refresh call", || {
+        fleet.server.stats().faults("delay") == 1
+    });
+    fleet.redis.restart();
+    let (mut ok, mut store_failed) = (0, 0);
+    for w in &mut workers {
+        let result = w.next(Duration::from_secs(120)).expect("a result line");
+        assert_eq!(w.exit_code(Duration::from_secs(30)), 0, "{result}");
+        ok += field(&result, "ok");
+        store_failed += field(&result, "store_failed");
+    }
+    let stats = fleet.server.stats();
+    eprintln!(
+        "figures: Redis restarted mid-storm ({REPLICAS} x {PER}): successes {ok}/{}, token \
+         calls {}, reuse detections {}, grace reuses {}, store failures {store_failed}",
+        REPLICAS * PER,
+        stats.token_calls,
+        stats.reuse_detections,
+        stats.grace_reuses
+    );
+    assert_eq!(ok, REPLICAS * PER);
+    assert_eq!(stats.reuse_detections, 0, "{stats:?}");
+    // Single-flight still holds within each process.
+    assert!(stats.token_calls as usize <= REPLICAS, "{stats:?}");
+    // The record is written anew, of the same login.
+    let saved = fleet.store().read_record().unwrap().expect("a record");
+    assert_eq!(saved.lineage, lineage);
+    assert!(saved.tokens().is_some());
+    fleet.shutdown();
+}
