@@ -12,6 +12,17 @@
 //! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3.1 (re-exported), plus a ureq middleware |
 //! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
 //! | `redis` | `RedisStore` | the session record in Redis (the `reauth-redis` crate; redis-rs re-exported as `reauth::redis`): replicas on many machines refresh once per expiry; Redis away, each process goes on with its tokens |
+//!
+//! ## Many machines
+//!
+//! Replicas of a service that share one login (one OAuth connection to a third-party
+//! API, a worker pool) share its session record through Redis with the `redis` feature:
+//! give every replica `RedisStore::builder(reauth::redis::Client::open(url)?, "crm")
+//! .build()` as its store. One replica takes the refresh lease and refreshes, the others
+//! wait, re-read and adopt the rotated tokens: one token-endpoint call per expiry for
+//! the whole fleet (`cargo run --example fleet`). Redis away, requests go on with the
+//! tokens in memory and each process refreshes on its own (`Event::StoreFailed` says
+//! so); nothing is logged out because Redis is away.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
