@@ -39,6 +39,11 @@ fn tombstone(version: u64) -> Record {
 }
 
 fn store(server: &RedisServer, session: &str) -> RedisStore {
+    RedisStore::builder(server.client(), session).build()
+}
+
+/// Short timeouts, for the tests that wait for them.
+fn impatient(server: &RedisServer, session: &str) -> RedisStore {
     RedisStore::builder(server.client(), session)
         .response_timeout(Duration::from_millis(300))
         .connect_timeout(Duration::from_millis(300))
@@ -489,7 +494,7 @@ fn a_frozen_redis_times_out_and_thawed_answers_again() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let s = store(&server, "frozen");
+    let s = impatient(&server, "frozen");
     s.write_record(Expect::Absent, &tokens("a1", 1)).unwrap();
     server.pause();
     let start = Instant::now();
