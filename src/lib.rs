@@ -12,6 +12,7 @@
 //! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3.1 (re-exported), plus a ureq middleware |
 //! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
 //! | `keyring` | `KeyringStore` | tokens in the platform's credential store (Keychain, Credential Manager, keyutils, Android); `keyring_core` re-exported |
+//! | `redis` | `RedisStore` | the session record in Redis (the `reauth-redis` crate; redis-rs re-exported as `reauth::redis`): replicas on many machines refresh once per expiry; Redis away, each process goes on with its tokens |
 //!
 //! ## Which store
 //!
@@ -20,7 +21,19 @@
 //! | [`MemoryStore`] (the default) | the process logs in each time it starts, or holds tokens it was handed | survive a restart |
 //! | [`FileStore`] | a CLI, daemon or server that must stay logged in across restarts, several processes sharing one session | keep the tokens from anyone who can read the user's files (it is a `0600` JSON file) |
 //! | `KeyringStore` | a desktop or mobile app that should keep refresh tokens in the platform's secure storage | share a session across processes without a lock file (give it one); hold records over 2560 bytes on Windows; outlive a reboot on Linux keyutils |
-//! | your own [`TokenStore`] | sessions shared across machines (a database, Redis, …) | — (it implements compare-and-swap and the lease) |
+//! | `RedisStore` | replicas on many machines sharing one login | keep working as one fleet while Redis is away (each process then refreshes on its own, nobody is logged out) |
+//! | your own [`TokenStore`] | another shared database | — (it implements compare-and-swap and the lease) |
+//!
+//! ## Many machines
+//!
+//! Replicas of a service that share one login (one OAuth connection to a third-party
+//! API, a worker pool) share its session record through Redis with the `redis` feature:
+//! give every replica `RedisStore::builder(reauth::redis::Client::open(url)?, "crm")
+//! .build()` as its store. One replica takes the refresh lease and refreshes, the others
+//! wait, re-read and adopt the rotated tokens: one token-endpoint call per expiry for
+//! the whole fleet (`cargo run --example fleet`). Redis away, requests go on with the
+//! tokens in memory and each process refreshes on its own (`Event::StoreFailed` says
+//! so); nothing is logged out because Redis is away.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -47,6 +60,12 @@ mod keyring_store;
 pub use ::keyring_core;
 #[cfg(feature = "keyring")]
 pub use keyring_store::{KeyringStore, KeyringStoreError};
+
+#[cfg(feature = "redis")]
+#[doc(no_inline)]
+pub use reauth_redis::redis;
+#[cfg(feature = "redis")]
+pub use reauth_redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
 
 #[cfg(feature = "reqwest")]
 pub mod reqwest {

@@ -1,0 +1,64 @@
+//! A Redis token store for reauth: processes on any number of machines share one login
+//! and refresh it once per expiry.
+//!
+//! [`RedisStore`] implements the session record's primitives ([`TokenStore`]: read,
+//! compare-and-swap at a version, the refresh lease) on Redis through redis-rs
+//! (re-exported as [`redis`]). Every decision stays in the session: when to lease, what
+//! to adopt, what to write. Replicas that share a store and a session name refresh once
+//! between them: one holds the lease and refreshes, the others wait, re-read and adopt
+//! the new tokens; a logout anywhere is a tombstone everyone sees.
+//!
+//! ```no_run
+//! use reauth_redis::{redis, RedisStore};
+//!
+//! let store = RedisStore::builder(redis::Client::open("redis://127.0.0.1:6379/")?, "crm")
+//!     .build();
+//! // `reauth::reqwest::Client::builder(http, config).oauth2(grant).store(store).build()?`
+//! # Ok::<(), redis::RedisError>(())
+//! ```
+//!
+//! ## The record
+//!
+//! The record is a hash under `<prefix><session>:record`:
+//!
+//! | field | value |
+//! |---|---|
+//! | `format` | `1`, the layout |
+//! | `lineage` | 32 lowercase hex digits |
+//! | `version` | the record's version, decimal |
+//! | `access_token`, `refresh_token`, `scope` | the tokens' text (absent when there is none) |
+//! | `expires_at` | the access token's expiry, UNIX milliseconds (absent if unknown) |
+//! | `logged_out` | a tombstone's reason; then no token field is present |
+//! | `saved_at` | when it was written, UNIX milliseconds |
+//!
+//! A hash, not one serialized value: the compare-and-swap script compares `lineage` and
+//! `version` with two `HGET`s and needs no JSON inside Redis, and an operator reads a
+//! record with `HGETALL` and clears one with `DEL`. An unknown field or value is refused
+//! ([`RedisStoreError::Corrupt`]); a later layout gets a higher `format`, which this build
+//! reports ([`RedisStoreError::NewerFormat`]) and never overwrites. The lease is the
+//! string `<prefix><session>:lease` holding its owner, with Redis's expiry as its time to
+//! live.
+//!
+//! ## When Redis fails
+//!
+//! Every call is bounded by the connect and response timeouts and then fails with
+//! [`RedisStoreError::Unavailable`]. The session reports it
+//! ([`Event::StoreFailed`](reauth_core::Event::StoreFailed)), keeps serving requests with
+//! the tokens it holds, and refreshes single-flight within its own process until Redis
+//! answers again; nothing is logged out because Redis is away. A Redis restarted without
+//! persistence has lost the record: the next refresh writes it anew.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod codec;
+mod error;
+mod scripts;
+mod store;
+
+pub use error::RedisStoreError;
+pub use store::{RedisStore, RedisStoreBuilder};
+
+#[doc(no_inline)]
+pub use ::redis;
+#[doc(no_inline)]
+pub use reauth_core::TokenStore;
