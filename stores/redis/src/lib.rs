@@ -39,6 +39,16 @@
 //! string `<prefix><session>:lease` holding its owner, with Redis's expiry as its time to
 //! live.
 //!
+//! ## Change notifications
+//!
+//! The compare-and-swap script publishes every written record on `<prefix><session>:changed`.
+//! Once an adapter asks ([`TokenStore::watch`]), a thread of the store listens on a
+//! connection of its own and tells the session, which re-reads: a replica waiting for
+//! another's refresh adopts the new tokens as soon as they are written, not at its next
+//! poll, and a logout on one replica reaches the others without a request of theirs. A
+//! lost notification (the listener reconnecting) costs only time: the session's own
+//! polling and its next refresh still see every change.
+//!
 //! ## When Redis fails
 //!
 //! Every call is bounded by the connect and response timeouts and then fails with
@@ -54,6 +64,7 @@ mod codec;
 mod error;
 mod scripts;
 mod store;
+mod watch;
 
 pub use error::RedisStoreError;
 pub use store::{RedisStore, RedisStoreBuilder};

@@ -6,7 +6,8 @@ use std::sync::LazyLock;
 
 /// Compare-and-swap of the record hash.
 ///
-/// `KEYS[1]` the record, `KEYS[2]` where an unreadable record is set aside.
+/// `KEYS[1]` the record, `KEYS[2]` where an unreadable record is set aside, `KEYS[3]` the
+/// channel a written record is announced on (see `watch.rs`).
 /// `ARGV[1]` the format this build writes, `ARGV[2]` `absent` | `version` | `any`,
 /// `ARGV[3]` and `ARGV[4]` the expected lineage and version (text, compared as text: Lua
 /// numbers are doubles and would round large versions), `ARGV[5..]` the new record's
@@ -54,6 +55,7 @@ if not admitted then
 end
 redis.call('DEL', key)
 redis.call('HSET', key, unpack(ARGV, 5))
+redis.call('PUBLISH', KEYS[3], 'written')
 return {'written'}
 ",
     )

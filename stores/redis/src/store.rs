@@ -2,8 +2,9 @@
 
 use crate::codec::{self, Bad};
 use crate::scripts;
+use crate::watch::Watchers;
 use crate::RedisStoreError;
-use reauth_core::{Expect, Lease, LeaseId, Lineage, Record, StoreError, Swap, TokenStore};
+use reauth_core::{Changed, Expect, Lease, LeaseId, Lineage, Record, StoreError, Swap, TokenStore};
 use redis::{Connection, ConnectionLike, RedisResult, Value};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
@@ -63,9 +64,11 @@ pub struct RedisStore {
     record_key: String,
     aside_key: String,
     lease_key: String,
+    channel: String,
     connect_timeout: Duration,
     response_timeout: Duration,
     connection: Mutex<Option<Connection>>,
+    watchers: Watchers,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -122,10 +125,12 @@ impl RedisStoreBuilder {
             record_key: key("record"),
             aside_key: key("record:corrupt"),
             lease_key: key("lease"),
+            channel: key("changed"),
             client: self.client,
             connect_timeout: non_zero(self.connect_timeout),
             response_timeout: non_zero(self.response_timeout),
             connection: Mutex::new(None),
+            watchers: Watchers::default(),
         }
     }
 
@@ -195,6 +200,7 @@ impl RedisStore {
         };
         let mut call = scripts::SWAP.key(&self.record_key);
         call.key(&self.aside_key)
+            .key(&self.channel)
             .arg(codec::FORMAT)
             .arg(mode)
             .arg(lineage)
@@ -410,5 +416,20 @@ impl TokenStore for RedisStore {
 
     fn release(&self, _: Lineage, lease: LeaseId) -> Result<(), StoreError> {
         Ok(self.give_back(lease)?)
+    }
+
+    /// Every written record is published on `<prefix><session>:changed` by the swap
+    /// script; a thread of this store listens on its own connection (and reconnects) and
+    /// calls `changed`, so a session waiting for another replica's refresh adopts its
+    /// tokens as soon as they are written, and a logout anywhere reaches every replica.
+    fn watch(&self, changed: Changed) -> bool {
+        self.watchers
+            .add(changed, &self.client, &self.channel, self.connect_timeout)
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.watchers.stop();
     }
 }

@@ -544,3 +544,55 @@ fn debug_and_errors_show_no_password_and_connect_fails_typed() {
     assert!(e.is_transient(), "{e}");
     let _ = SystemTime::now();
 }
+
+/// Counts the notifications a store hands to its watchers.
+fn watched(s: &RedisStore) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    assert!(s.watch(std::sync::Arc::new(move || {
+        let _ = tx.lock().unwrap().send(());
+    })));
+    rx
+}
+
+#[test]
+fn a_write_anywhere_notifies_every_watcher_of_the_session_and_a_restart_resubscribes() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let writer = store(&server, "watched");
+    let reader = store(&server, "watched");
+    let other = store(&server, "another-session");
+    let heard = watched(&reader);
+    let not_ours = watched(&other);
+    let wait = Duration::from_secs(5);
+    // Each subscription starts with one notification: a write just before it is not lost.
+    heard.recv_timeout(wait).unwrap();
+    not_ours.recv_timeout(wait).unwrap();
+    // Published by the swap script itself: any writer's write reaches every watcher.
+    writer
+        .write_record(Expect::Absent, &tokens("a1", 1))
+        .unwrap();
+    heard.recv_timeout(wait).unwrap();
+    // A conflict writes nothing and announces nothing; another session hears nothing.
+    let lost = writer
+        .write_record(Expect::Absent, &tokens("a9", 1))
+        .unwrap();
+    assert!(matches!(lost, Swap::Conflict(Some(_))));
+    writer
+        .write_record(Expect::Version(L, 1), &tombstone(2))
+        .unwrap();
+    heard.recv_timeout(wait).unwrap();
+    assert!(heard.try_recv().is_err(), "one notification per write");
+    assert!(
+        not_ours.try_recv().is_err(),
+        "another session's watcher heard a write"
+    );
+    // Redis restarted: the listener subscribes again (and says so once), then hears writes.
+    server.restart();
+    heard.recv_timeout(wait).unwrap();
+    writer
+        .write_record(Expect::Absent, &tokens("a1", 1))
+        .unwrap();
+    heard.recv_timeout(wait).unwrap();
+}
