@@ -20,7 +20,12 @@ async fn storm_of(protocol: Protocol, n: usize) {
         let results = storm(&s.service, &url, n).await;
         let took = started.elapsed();
         let ok = results.iter().filter(|r| **r == Ok(200)).count();
-        assert_eq!(ok, n, "failures: {:?}", results.iter().find(|r| **r != Ok(200)));
+        assert_eq!(
+            ok,
+            n,
+            "failures: {:?}",
+            results.iter().find(|r| **r != Ok(200))
+        );
         let stats = s.server.stats();
         assert_eq!(stats.token_calls, 1, "{stats:?}");
         assert_eq!(stats.refresh_grants, 1);
@@ -71,12 +76,21 @@ async fn a_503_from_the_token_endpoint_is_retried() {
         let s = setup(Protocol::H2c, ServerConfig::default(), |b| b).await;
         let url = s.server.api_url("items/1");
         s.server.expire_access_tokens();
-        s.server.push_fault(Fault::Unavailable { retry_after: None });
+        s.server
+            .push_fault(Fault::Unavailable { retry_after: None });
         s.server.reset_stats();
         let results = storm(&s.service, &url, 50).await;
         assert!(results.iter().all(|r| *r == Ok(200)), "{results:?}");
         let stats = s.server.stats();
-        assert_eq!((stats.token_calls, stats.faults("unavailable"), stats.refresh_grants), (2, 1, 1), "{stats:?}");
+        assert_eq!(
+            (
+                stats.token_calls,
+                stats.faults("unavailable"),
+                stats.refresh_grants
+            ),
+            (2, 1, 1),
+            "{stats:?}"
+        );
         s.server.shutdown().await;
     })
     .await;
@@ -90,7 +104,8 @@ async fn dropping_half_the_waiters_leaves_the_rest_working() {
         let s = setup(Protocol::H2c, ServerConfig::default(), |b| b).await;
         let url = s.server.api_url("items/1");
         s.server.expire_access_tokens();
-        s.server.push_fault(Fault::Delay(Duration::from_millis(600)));
+        s.server
+            .push_fault(Fault::Delay(Duration::from_millis(600)));
         s.server.reset_stats();
         let tasks: Vec<_> = (0..200)
             .map(|_| {
@@ -135,20 +150,33 @@ async fn a_foreign_origin_gets_no_token_and_redirects_are_not_followed() {
         let foreign = format!("{}/anything", s.server.leak_url().trim_end_matches('/'));
         assert_eq!(send(s.service.clone(), get(&foreign)).await.unwrap().0, 200);
         let redirect = s.server.api_url("redirect?to=/x");
-        assert_eq!(send(s.service.clone(), get(&redirect)).await.unwrap().0, 307);
+        assert_eq!(
+            send(s.service.clone(), get(&redirect)).await.unwrap().0,
+            307
+        );
         let stats = s.server.stats();
         assert_eq!(stats.leak_requests, 1);
-        assert_eq!(stats.leaked_authorizations, vec![String::new(); 0], "{stats:?}");
+        assert_eq!(
+            stats.leaked_authorizations,
+            vec![String::new(); 0],
+            "{stats:?}"
+        );
         // A 401 from the foreign origin is not about our token: no refresh.
         let unauthorized = format!("{}/unauthorized", s.server.leak_url().trim_end_matches('/'));
-        assert_eq!(send(s.service.clone(), get(&unauthorized)).await.unwrap().0, 401);
+        assert_eq!(
+            send(s.service.clone(), get(&unauthorized)).await.unwrap().0,
+            401
+        );
         assert_eq!(s.server.stats().token_calls, 0);
         s.server.shutdown().await;
     })
     .await;
 }
 
-fn echo(url: &str, body: impl http_body::Body<Data = Bytes, Error = std::io::Error> + Send + 'static) -> http::Request<http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>> {
+fn echo(
+    url: &str,
+    body: impl http_body::Body<Data = Bytes, Error = std::io::Error> + Send + 'static,
+) -> http::Request<http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>> {
     use http_body_util::BodyExt;
     http::Request::post(url)
         .header("content-type", "application/octet-stream")
@@ -156,12 +184,21 @@ fn echo(url: &str, body: impl http_body::Body<Data = Bytes, Error = std::io::Err
         .unwrap()
 }
 
-fn stream_of(chunks: usize, size: usize) -> StreamBody<futures_util::stream::BoxStream<'static, Result<http_body::Frame<Bytes>, std::io::Error>>> {
+fn stream_of(
+    chunks: usize,
+    size: usize,
+) -> StreamBody<
+    futures_util::stream::BoxStream<'static, Result<http_body::Frame<Bytes>, std::io::Error>>,
+> {
     use futures_util::StreamExt;
     // Each chunk after a yield: the body is not ready at once, so it streams.
     let stream = futures_util::stream::iter(0..chunks).then(move |i| async move {
         tokio::task::yield_now().await;
-        Ok(http_body::Frame::data(Bytes::from(vec![b'a' + (i % 26) as u8; size])))
+        Ok(http_body::Frame::data(Bytes::from(vec![
+            b'a' + (i % 26)
+                as u8;
+            size
+        ])))
     });
     StreamBody::new(stream.boxed())
 }
@@ -172,17 +209,27 @@ fn stream_of(chunks: usize, size: usize) -> StreamBody<futures_util::stream::Box
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_under_the_cap_are_replayed_and_over_it_are_not() {
     bounded(async {
-        let s = setup(Protocol::H2c, ServerConfig::default(), |b| b.body_limit(16 * 1024)).await;
+        let s = setup(Protocol::H2c, ServerConfig::default(), |b| {
+            b.body_limit(16 * 1024)
+        })
+        .await;
         let url = s.server.api_url("echo");
 
         s.server.expire_access_tokens();
         let big = Bytes::from(vec![b'x'; 200 * 1024]);
-        let (status, echoed) = send(s.service.clone(), echo(&url, Full::new(big.clone()).map_err(|never| match never {}))).await.unwrap();
+        let (status, echoed) = send(
+            s.service.clone(),
+            echo(&url, Full::new(big.clone()).map_err(|never| match never {})),
+        )
+        .await
+        .unwrap();
         assert_eq!((status, echoed.len()), (200, big.len()));
         assert_eq!(s.server.stats().token_calls, 1);
 
         s.server.expire_access_tokens();
-        let (status, echoed) = send(s.service.clone(), echo(&url, stream_of(8, 1024))).await.unwrap();
+        let (status, echoed) = send(s.service.clone(), echo(&url, stream_of(8, 1024)))
+            .await
+            .unwrap();
         assert_eq!((status, echoed.len()), (200, 8 * 1024));
         assert_eq!(&echoed[..3], b"aaa");
         assert_eq!(&echoed[1024..1027], b"bbb");
@@ -190,7 +237,9 @@ async fn bodies_under_the_cap_are_replayed_and_over_it_are_not() {
 
         s.server.expire_access_tokens();
         let mut events = s.layer.subscribe();
-        let (status, _) = send(s.service.clone(), echo(&url, stream_of(32, 1024))).await.unwrap();
+        let (status, _) = send(s.service.clone(), echo(&url, stream_of(32, 1024)))
+            .await
+            .unwrap();
         assert_eq!(status, 401, "a body over the cap is not replayed");
         // The refresh runs in a task of its own: wait for its event.
         loop {
@@ -199,9 +248,14 @@ async fn bodies_under_the_cap_are_replayed_and_over_it_are_not() {
             }
         }
         let stats = s.server.stats();
-        assert_eq!(stats.token_calls, 3, "the session still refreshed: {stats:?}");
+        assert_eq!(
+            stats.token_calls, 3,
+            "the session still refreshed: {stats:?}"
+        );
         // ...so the next one goes through with the new token at once.
-        let (status, echoed) = send(s.service.clone(), echo(&url, stream_of(32, 1024))).await.unwrap();
+        let (status, echoed) = send(s.service.clone(), echo(&url, stream_of(32, 1024)))
+            .await
+            .unwrap();
         assert_eq!((status, echoed.len()), (200, 32 * 1024));
         assert_eq!(s.server.stats().token_calls, 3);
         s.server.shutdown().await;

@@ -106,9 +106,16 @@ pub fn get(url: &str) -> http::Request<Full<Bytes>> {
 /// Sends one request through the service: its status and body, or the error chain.
 pub async fn send<S, B>(service: S, request: http::Request<B>) -> Result<(u16, Bytes), String>
 where
-    S: Service<http::Request<B>, Response = http::Response<reauth_tower::ResponseBody<hyper::body::Incoming>>, Error = tower::BoxError>,
+    S: Service<
+        http::Request<B>,
+        Response = http::Response<reauth_tower::ResponseBody<hyper::body::Incoming>>,
+        Error = tower::BoxError,
+    >,
 {
-    let response = service.oneshot(request).await.map_err(|e| error_chain(&*e))?;
+    let response = service
+        .oneshot(request)
+        .await
+        .map_err(|e| error_chain(&*e))?;
     let status = response.status().as_u16();
     let body = response
         .into_body()
