@@ -42,7 +42,7 @@ enum Kind {
     Streaming {
         prefix: VecDeque<Bytes>,
         rest: UnsyncBoxBody<Bytes, BoxError>,
-        tape: Arc<Mutex<Tape>>,
+        tape: Arc<TapeCell>,
     },
     /// The caller's body failed before it was sent: the error, once.
     Failed(Option<BoxError>),
@@ -87,6 +87,40 @@ impl ReplayBody {
     }
 }
 
+/// A recording and the signal that it settled (finished, spoiled, or handed back).
+struct TapeCell {
+    tape: Mutex<Tape>,
+    settled: tokio::sync::Notify,
+}
+
+impl TapeCell {
+    fn new(cap: usize, chunks: &VecDeque<Bytes>) -> Arc<Self> {
+        let mut tape = Tape {
+            cap,
+            chunks: Vec::new(),
+            size: 0,
+            trailers: None,
+            state: TapeState::Recording,
+            leftover: None,
+        };
+        for chunk in chunks {
+            tape.record(chunk);
+        }
+        Arc::new(Self {
+            tape: Mutex::new(tape),
+            settled: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tape> {
+        self.tape.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The part of a body the sender never took: what it had not sent yet when it dropped
+/// the body (an HTTP/2 server may answer, and reset the upload, before reading it all).
+type Leftover = (VecDeque<Bytes>, UnsyncBoxBody<Bytes, BoxError>);
+
 /// What a streaming body left behind for a replay.
 struct Tape {
     /// Bytes recorded at most: beyond, the recording is dropped.
@@ -95,6 +129,9 @@ struct Tape {
     size: usize,
     trailers: Option<HeaderMap>,
     state: TapeState,
+    /// Set when the sender dropped the body unfinished: recording plus leftover is the
+    /// whole body.
+    leftover: Option<Leftover>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -108,10 +145,6 @@ enum TapeState {
 }
 
 impl Tape {
-    fn lock(tape: &Mutex<Tape>) -> std::sync::MutexGuard<'_, Tape> {
-        tape.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn record(&mut self, chunk: &Bytes) {
         if self.state != TapeState::Recording {
             return;
@@ -128,6 +161,13 @@ impl Tape {
         self.state = TapeState::Spoiled;
         self.chunks = Vec::new();
         self.trailers = None;
+        self.leftover = None;
+    }
+
+    /// Whether a replay can be made, now that the recording settled.
+    fn replayable(&self) -> bool {
+        self.state == TapeState::Complete
+            || (self.state == TapeState::Recording && self.leftover.is_some())
     }
 
     fn finish(&mut self) {
@@ -146,7 +186,7 @@ pub(crate) struct Prepared {
 
 enum Replay {
     Chunks(Vec<Bytes>, Option<HeaderMap>),
-    Tape(Arc<Mutex<Tape>>),
+    Tape(Arc<TapeCell>),
     Never,
 }
 
@@ -197,17 +237,7 @@ impl Prepared {
                 Poll::Pending => break,
             }
         }
-        let mut tape = Tape {
-            cap,
-            chunks: Vec::new(),
-            size: 0,
-            trailers: None,
-            state: TapeState::Recording,
-        };
-        for chunk in &chunks {
-            tape.record(chunk);
-        }
-        let tape = Arc::new(Mutex::new(tape));
+        let tape = TapeCell::new(cap, &chunks);
         let rest = body.map_err(Into::into).boxed_unsync();
         Self {
             first: Some(ReplayBody {
@@ -238,13 +268,59 @@ impl Prepared {
                 chunks.iter().cloned().collect(),
                 trailers.clone(),
             )),
-            Replay::Tape(tape) => {
-                let tape = Tape::lock(tape);
-                (tape.state == TapeState::Complete).then(|| {
-                    ReplayBody::chunks(tape.chunks.iter().cloned().collect(), tape.trailers.clone())
+            Replay::Tape(cell) => {
+                let mut tape = cell.lock();
+                if tape.state == TapeState::Complete {
+                    return Some(ReplayBody::chunks(
+                        tape.chunks.iter().cloned().collect(),
+                        tape.trailers.clone(),
+                    ));
+                }
+                let (unsent, rest) = tape
+                    .leftover
+                    .take()
+                    .filter(|_| tape.state == TapeState::Recording)?;
+                // The recording, then what was never sent, recorded anew for a replay
+                // after this one.
+                let prefix: VecDeque<Bytes> = tape.chunks.iter().cloned().chain(unsent).collect();
+                let cap = tape.cap;
+                drop(tape);
+                let fresh = TapeCell::new(cap, &prefix);
+                self.replay = Replay::Tape(fresh.clone());
+                Some(ReplayBody {
+                    kind: Kind::Streaming {
+                        prefix,
+                        rest,
+                        tape: fresh,
+                    },
                 })
             }
             Replay::Never => None,
+        }
+    }
+
+    /// Waits (briefly) until a streaming body's recording settles: sent in full, over the
+    /// cap, or dropped by the sender with a part unsent (then that part is kept).
+    pub(crate) fn settle(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        const PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+        let cell = match &self.replay {
+            Replay::Tape(cell) => Some(cell.clone()),
+            _ => None,
+        };
+        async move {
+            let Some(cell) = cell else { return };
+            let settled = async {
+                loop {
+                    {
+                        let tape = cell.lock();
+                        if tape.state != TapeState::Recording || tape.leftover.is_some() {
+                            return;
+                        }
+                    }
+                    cell.settled.notified().await;
+                }
+            };
+            let _ = tokio::time::timeout(PATIENCE, settled).await;
         }
     }
 
@@ -253,9 +329,30 @@ impl Prepared {
     pub(crate) fn replayable(&self) -> bool {
         match &self.replay {
             Replay::Chunks(..) => true,
-            Replay::Tape(tape) => Tape::lock(tape).state == TapeState::Complete,
+            Replay::Tape(cell) => cell.lock().replayable(),
             Replay::Never => false,
         }
+    }
+}
+
+impl Drop for ReplayBody {
+    fn drop(&mut self) {
+        let Kind::Streaming { prefix, rest, tape } = &mut self.kind else {
+            return;
+        };
+        let mut recording = tape.lock();
+        if recording.state == TapeState::Recording && recording.leftover.is_none() {
+            let unsent = std::mem::take(prefix);
+            let rest = std::mem::replace(
+                rest,
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            recording.leftover = Some((unsent, rest));
+        }
+        drop(recording);
+        tape.settled.notify_one();
     }
 }
 
@@ -280,7 +377,7 @@ impl Body for ReplayBody {
                 let Poll::Ready(polled) = polled else {
                     return Poll::Pending;
                 };
-                let mut tape_now = Tape::lock(tape);
+                let mut tape_now = tape.lock();
                 match &polled {
                     None => tape_now.finish(),
                     Some(Ok(frame)) => {
@@ -297,6 +394,9 @@ impl Body for ReplayBody {
                     }
                     Some(Err(_)) => tape_now.spoil(),
                 }
+                if tape_now.state != TapeState::Recording {
+                    tape.settled.notify_one();
+                }
                 Poll::Ready(polled)
             }
             Kind::Failed(e) => Poll::Ready(e.take().map(Err)),
@@ -310,7 +410,8 @@ impl Body for ReplayBody {
                 let end = prefix.is_empty() && rest.is_end_stream();
                 if end {
                     // The sender may stop polling here: the recording is whole.
-                    Tape::lock(tape).finish();
+                    tape.lock().finish();
+                    tape.settled.notify_one();
                 }
                 end
             }

@@ -7,7 +7,7 @@
 /// ```
 /// use reauth_tower::Error;
 ///
-/// let boxed: tower::BoxError = Box::new(Error::Auth(reauth_core::Error::LoggedOut));
+/// let boxed: tower::BoxError = Box::new(Error::Auth(reauth_core::Error::NotAuthenticated));
 /// let error = boxed.downcast_ref::<Error>().unwrap();
 /// assert!(error.is_logged_out());
 /// ```

@@ -45,7 +45,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = Config::new(Origin::parse("http://127.0.0.1:8080")?);
 /// let auth = AuthLayer::builder(config)
-///     .refresh_fn(|_| async { Ok(TokenSet::new(AccessToken::new("fresh")?)) })
+///     .refresh_fn(|_| async { Ok(TokenSet::new(AccessToken::new("fresh").unwrap())) })
 ///     .build()?;
 /// auth.login(TokenSet::new(AccessToken::new("first")?));
 ///

@@ -71,6 +71,7 @@ where
                     // The common case, and what the session would answer: no lock.
                     return Ok(deliver(&shared, &attempt, response));
                 }
+                body.settle().await;
                 let replayable = body.replayable();
                 let next = shared.with_hub(|d, now| {
                     let verdict = d.session.handle_response(
