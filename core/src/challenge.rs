@@ -180,3 +180,24 @@ pub(crate) fn should_refresh_or_bare_403(status: StatusCode, headers: &HeaderMap
         Some(challenge) => challenge.error == Some(BearerError::InvalidToken),
     }
 }
+
+/// True if `headers` carry `grpc-status: 16` (UNAUTHENTICATED). In a response's headers
+/// this is a *trailers-only* response: the call failed before any message, so it can be
+/// replayed like a 401. `PERMISSION_DENIED` (7) is not it: the token is good and lacks a
+/// right.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// use reauth_core::challenge::grpc_unauthenticated;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("grpc-status", HeaderValue::from_static("16"));
+/// assert!(grpc_unauthenticated(&headers));
+/// headers.insert("grpc-status", HeaderValue::from_static("7"));
+/// assert!(!grpc_unauthenticated(&headers));
+/// ```
+pub fn grpc_unauthenticated(headers: &HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"16")
+}

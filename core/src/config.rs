@@ -179,6 +179,23 @@ pub enum RefreshTrigger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     Rfc6750OrBare403,
+    /// For gRPC (and plain HTTP on the same client): a trailers-only `UNAUTHENTICATED`
+    /// (`grpc-status: 16` in the response headers, whatever the HTTP status, normally 200)
+    /// refreshes, and otherwise what [`Rfc6750`](Self::Rfc6750) says. `PERMISSION_DENIED`
+    /// (7) never refreshes. An `UNAUTHENTICATED` in the trailers of a streamed response
+    /// comes too late for a trigger: see the tower adapter's `ResponseBody`.
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue, StatusCode};
+    /// use reauth_core::RefreshTrigger;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("grpc-status", HeaderValue::from_static("16"));
+    /// assert!(RefreshTrigger::Grpc.fires(StatusCode::OK, &headers));
+    /// assert!(!RefreshTrigger::Grpc.fires(StatusCode::OK, &HeaderMap::new()));
+    /// assert!(RefreshTrigger::Grpc.fires(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
+    /// ```
+    Grpc,
     /// Any of these statuses refreshes, whatever the headers say.
     Statuses(Vec<StatusCode>),
     /// A predicate over status and headers, for APIs that signal expiry their own way.
@@ -196,6 +213,10 @@ impl RefreshTrigger {
         match self {
             Self::Rfc6750 => crate::challenge::should_refresh(status, headers),
             Self::Rfc6750OrBare403 => crate::challenge::should_refresh_or_bare_403(status, headers),
+            Self::Grpc => {
+                crate::challenge::grpc_unauthenticated(headers)
+                    || crate::challenge::should_refresh(status, headers)
+            }
             Self::Statuses(list) => list.contains(&status),
             Self::Custom(f) => f(status, headers),
         }
@@ -207,6 +228,7 @@ impl fmt::Debug for RefreshTrigger {
         match self {
             Self::Rfc6750 => f.write_str("Rfc6750"),
             Self::Rfc6750OrBare403 => f.write_str("Rfc6750OrBare403"),
+            Self::Grpc => f.write_str("Grpc"),
             Self::Statuses(s) => f.debug_tuple("Statuses").field(s).finish(),
             Self::Custom(_) => f.write_str("Custom(..)"),
         }

@@ -421,3 +421,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_grpc_preset_refreshes_on_unauthenticated_and_otherwise_as_rfc6750() {
+    use http::header::WWW_AUTHENTICATE;
+    use http::{HeaderMap, HeaderValue, StatusCode};
+    use reauth_core::RefreshTrigger;
+    let grpc = |status: Option<&'static str>| {
+        let mut h = HeaderMap::new();
+        if let Some(s) = status {
+            h.insert("grpc-status", HeaderValue::from_static(s));
+        }
+        h
+    };
+    let t = RefreshTrigger::Grpc;
+    // Trailers-only UNAUTHENTICATED, whatever the HTTP status.
+    assert!(t.fires(StatusCode::OK, &grpc(Some("16"))));
+    assert!(t.fires(StatusCode::OK, &grpc(Some(" 16 "))));
+    // Other gRPC statuses, PERMISSION_DENIED included, and lookalikes: no.
+    for other in ["0", "7", "160", "1", "", "sixteen"] {
+        assert!(!t.fires(StatusCode::OK, &grpc(Some(other))), "{other:?}");
+    }
+    assert!(!t.fires(StatusCode::OK, &grpc(None)));
+    // Plain HTTP on the same client: RFC 6750.
+    assert!(t.fires(StatusCode::UNAUTHORIZED, &grpc(None)));
+    let mut scope = grpc(None);
+    scope.insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
+    );
+    assert!(!t.fires(StatusCode::UNAUTHORIZED, &scope));
+    assert!(!t.fires(StatusCode::FORBIDDEN, &grpc(None)));
+}

@@ -1,63 +1,15 @@
-//! gRPC: `UNAUTHENTICATED` (status 16) as a refresh trigger, and in the trailers of a
-//! streamed response as a report that the token is bad.
-//!
-//! Marked for reauth-core: [`unauthenticated`] and [`trigger`] are pure functions over
-//! `http` types and belong next to `RefreshTrigger::Rfc6750` as a preset
-//! (`RefreshTrigger::Grpc`); this crate may not edit the core, so they live here, built
-//! with [`RefreshTrigger::custom`].
+//! gRPC: `UNAUTHENTICATED` (status 16) in the trailers of a streamed response, as a report
+//! that the token is bad. In the headers (a trailers-only response) it is the core's
+//! [`RefreshTrigger::Grpc`](reauth_core::RefreshTrigger::Grpc), like a 401.
 
 use crate::drive::Shared;
 use bytes::Buf;
-use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use reauth_core::{Generation, RefreshTrigger};
+use reauth_core::challenge::grpc_unauthenticated;
+use reauth_core::Generation;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-
-/// gRPC's status code for a missing, invalid or expired credential.
-const UNAUTHENTICATED: &[u8] = b"16";
-
-/// True if `headers` carry `grpc-status: 16` (UNAUTHENTICATED). In the response headers
-/// this is a *trailers-only* response: the call failed before any message, so it can be
-/// replayed like a 401.
-///
-/// ```
-/// use http::{HeaderMap, HeaderValue};
-///
-/// let mut headers = HeaderMap::new();
-/// headers.insert("grpc-status", HeaderValue::from_static("16"));
-/// assert!(reauth_tower::grpc::unauthenticated(&headers));
-/// headers.insert("grpc-status", HeaderValue::from_static("7")); // PERMISSION_DENIED
-/// assert!(!reauth_tower::grpc::unauthenticated(&headers));
-/// ```
-pub fn unauthenticated(headers: &HeaderMap) -> bool {
-    headers
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes().trim_ascii() == UNAUTHENTICATED)
-}
-
-/// The refresh trigger for gRPC (and plain HTTP on the same layer): a trailers-only
-/// `UNAUTHENTICATED` (whatever the HTTP status, normally 200) or what RFC 6750 says (a
-/// 401 without a challenge that rules it out). `PERMISSION_DENIED` (7) never refreshes:
-/// the token is good, it lacks a right. [`AuthLayerBuilder::grpc`](crate::AuthLayerBuilder::grpc)
-/// sets it.
-///
-/// ```
-/// use http::{HeaderMap, HeaderValue, StatusCode};
-///
-/// let trigger = reauth_tower::grpc::trigger();
-/// let mut headers = HeaderMap::new();
-/// headers.insert("grpc-status", HeaderValue::from_static("16"));
-/// assert!(trigger.fires(StatusCode::OK, &headers));
-/// assert!(!trigger.fires(StatusCode::OK, &HeaderMap::new()));
-/// assert!(trigger.fires(StatusCode::UNAUTHORIZED, &HeaderMap::new()));
-/// ```
-pub fn trigger() -> RefreshTrigger {
-    RefreshTrigger::custom(|status: StatusCode, headers: &HeaderMap| {
-        unauthenticated(headers) || RefreshTrigger::Rfc6750.fires(status, headers)
-    })
-}
 
 pin_project_lite::pin_project! {
     /// The response body the layer hands back: the wrapped service's, unchanged. With
@@ -116,7 +68,7 @@ where
             if let Poll::Ready(Some(Ok(frame))) = &polled {
                 if let Some(trailers) = frame.trailers_ref() {
                     let watch = this.watch.take();
-                    if let Some(w) = watch.filter(|_| unauthenticated(trailers)) {
+                    if let Some(w) = watch.filter(|_| grpc_unauthenticated(trailers)) {
                         tracing::debug!(
                             "reauth: UNAUTHENTICATED in trailers, refreshing for the next call"
                         );

@@ -319,8 +319,9 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// gRPC: refresh on `UNAUTHENTICATED` too ([`grpc::trigger`](crate::grpc::trigger)
-    /// replaces `Config::trigger`), and watch streamed responses' trailers for it (see
+    /// gRPC: refresh on `UNAUTHENTICATED` too
+    /// ([`RefreshTrigger::Grpc`](reauth_core::RefreshTrigger::Grpc) replaces
+    /// `Config::trigger`), and watch streamed responses' trailers for it (see
     /// [`ResponseBody`]).
     pub fn grpc(mut self) -> Self {
         self.grpc = true;
@@ -346,7 +347,7 @@ impl AuthLayerBuilder {
             config.requires_refresh_token = requires;
         }
         if self.grpc {
-            config.trigger = crate::grpc::trigger();
+            config.trigger = reauth_core::RefreshTrigger::Grpc;
         }
         config.seed = self.seed.unwrap_or_else(reauth_drive::random_seed);
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
