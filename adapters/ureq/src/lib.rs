@@ -19,7 +19,6 @@ mod drive;
 mod error;
 mod events;
 mod middleware;
-mod redirect;
 mod source;
 mod wait;
 
