@@ -275,20 +275,30 @@ async fn moved_loop_and_hop_routes() {
             .unwrap();
         assert_eq!(resp.status(), 303);
         assert_eq!(header(&resp, "location"), "/api/items/1");
-        let resp = c.delete(server.api_url("moved?to=/x")).send().await.unwrap();
+        let resp = c
+            .delete(server.api_url("moved?to=/x"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 307);
         for bad in ["moved?to=/x&status=300", "moved?to=x", "moved"] {
             let resp = c.get(server.api_url(bad)).send().await.unwrap();
             assert_eq!(resp.status(), 400, "{bad}");
         }
         let resp = c.get(server.api_url("loop")).send().await.unwrap();
-        assert_eq!((resp.status().as_u16(), header(&resp, "location")), (302, "loop".into()));
+        assert_eq!(
+            (resp.status().as_u16(), header(&resp, "location")),
+            (302, "loop".into())
+        );
         let resp = c
             .get(format!("{}/hop?to=/next", server.leak_url()))
             .send()
             .await
             .unwrap();
-        assert_eq!(header(&resp, "location"), format!("{}/next", server.leak_url()));
+        assert_eq!(
+            header(&resp, "location"),
+            format!("{}/next", server.leak_url())
+        );
 
         let at = server.issue_tokens().access_token;
         let following = reqwest::Client::builder()

@@ -257,7 +257,13 @@ mod tests {
                 assert_eq!(hops(rules, Method::GET, status), None, "{status}");
             }
             let from = url("http://api.test/a");
-            let none = next_hop(rules, &Method::GET, &from, StatusCode::FOUND, &HeaderMap::new());
+            let none = next_hop(
+                rules,
+                &Method::GET,
+                &from,
+                StatusCode::FOUND,
+                &HeaderMap::new(),
+            );
             assert_eq!(none, None);
             let mut binary = HeaderMap::new();
             binary.insert(LOCATION, HeaderValue::from_bytes(b"/\xff").unwrap());

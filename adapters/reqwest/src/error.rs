@@ -14,6 +14,25 @@ pub enum Error {
     /// A later middleware in a `reqwest_middleware` chain failed.
     #[error(transparent)]
     Middleware(reqwest_middleware::Error),
+    /// The request was redirected more often than the client's
+    /// [`max_redirects`](crate::ClientBuilder::max_redirects) allows.
+    #[error("more than {limit} redirects")]
+    TooManyRedirects {
+        /// The limit that was reached.
+        limit: usize,
+    },
+    /// The reqwest client that sent the request followed a redirect itself: the inner
+    /// client of a `reqwest_middleware` chain built with reqwest's default redirect policy,
+    /// or another client swapped in through [`RequestBuilder::with`](crate::RequestBuilder::with).
+    /// The token may have gone to an origin that is not allowed, and the response's status
+    /// is not counted. Build that client with `redirect(reqwest::redirect::Policy::none())`
+    /// ([`Client::inner`](crate::Client::inner) is such a client): reauth then follows
+    /// redirects itself.
+    #[error(
+        "the reqwest client followed a redirect itself; build it with \
+         `redirect(Policy::none())` (e.g. reauth's `Client::inner()`) so reauth follows them"
+    )]
+    ClientFollowedRedirect,
     /// The session dropped this request's wait without answering (a bug: please report).
     #[error("the session dropped this request's wait without answering")]
     Disconnected,
@@ -44,6 +63,9 @@ pub enum BuildError {
     /// No refresh source was given.
     #[error("no refresh source: call oauth2(), protocol() or refresh_fn() on the builder")]
     NoRefreshSource,
+    /// The API client could not be built from the given `reqwest::ClientBuilder`.
+    #[error("could not build the API client: {0}")]
+    Client(#[source] reqwest::Error),
     /// The internal token-endpoint client could not be built.
     #[error("could not build the token-endpoint client: {0}")]
     TokenClient(#[source] reqwest::Error),

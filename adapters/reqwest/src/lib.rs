@@ -17,7 +17,9 @@ mod client;
 mod drive;
 mod error;
 mod middleware;
+mod redirect;
 mod source;
+mod template;
 
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{BuildError, Error};

@@ -131,7 +131,13 @@ fn follows(method: &Method, uri: &Uri, response: &Response<Body>) -> Option<(Met
         return None;
     }
     let from = url::Url::parse(&uri.to_string()).ok()?;
-    let hop = next_hop(Rules::Ureq, method, &from, response.status(), response.headers())?;
+    let hop = next_hop(
+        Rules::Ureq,
+        method,
+        &from,
+        response.status(),
+        response.headers(),
+    )?;
     Some((hop.method, hop.url.as_str().parse().ok()?))
 }
 

@@ -44,11 +44,8 @@ pub fn grant(server: &TestServer) -> OAuth2Grant {
 
 /// An API client speaking h2c, so thousands of concurrent requests share a few
 /// connections (the process may hold at most 20,000 open files).
-pub fn h2c() -> reqwest::Client {
-    reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap()
+pub fn h2c() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().http2_prior_knowledge()
 }
 
 pub fn token_set(t: &IssuedTokens) -> TokenSet {
