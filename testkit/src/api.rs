@@ -52,6 +52,11 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
         shared
             .stats
             .api_call(pattern, resp.status().as_u16(), token.as_deref());
+        // Read the body first, so a client still sending one gets the answer instead of
+        // a reset connection.
+        if let Err(e) = read_body(req.into_body(), MAX_ECHO).await {
+            return body_error(e);
+        }
         return Ok(resp);
     }
     let (pattern, route, allowed) = match path.as_str() {
