@@ -284,8 +284,11 @@ impl ClientBuilder {
     }
 
     /// Builds the client. Must run inside a tokio runtime (else
-    /// [`BuildError::NoRuntime`]): the client keeps that runtime's handle and spawns its
-    /// refreshes and timers on it, so the runtime must outlive the client.
+    /// [`BuildError::NoRuntime`]): the session's timer task starts on it. Refreshes and
+    /// store operations run as tasks on the runtime of the request that needs them, and
+    /// if the runtime the timer runs on goes away (a client built in one runtime and used
+    /// from another), the next request's runtime takes the timer over. A request polled
+    /// outside any tokio runtime then fails at once with [`Error::NoRuntime`].
     pub fn build(self) -> Result<Client, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let source = self.source.ok_or(BuildError::NoRefreshSource)?;

@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::redirect::came_from;
+use crate::runtime::Runtimes;
 use crate::source::Source;
 use crate::template::{Built, Template};
 use reauth_core::{
@@ -34,7 +35,8 @@ pub(crate) struct Shared {
     events: broadcast::Sender<Event>,
     source: Source,
     token_http: reqwest::Client,
-    runtime: tokio::runtime::Handle,
+    /// Where the timer task runs, and where the session's tasks go.
+    runtimes: Runtimes,
     /// Wakes the timer task when an input moved the next deadline earlier.
     timer: Arc<Notify>,
     waiter_timeout: Duration,
@@ -71,7 +73,7 @@ impl Shared {
             events: broadcast::channel(64).0,
             source: parts.source,
             token_http: parts.token_http,
-            runtime: parts.runtime,
+            runtimes: Runtimes::new(),
             timer: Arc::new(Notify::new()),
             waiter_timeout,
             trigger,
@@ -79,11 +81,38 @@ impl Shared {
             allowed,
             max_redirects: parts.max_redirects,
         });
-        let (weak, timer) = (Arc::downgrade(&shared), shared.timer.clone());
-        shared.runtime.spawn(drive_timers(weak, timer));
+        shared.start_timer(&parts.runtime);
         // Taking the session up from the store may have left work (an expired token).
         shared.with_hub(|_, _| ());
         shared
+    }
+
+    /// Starts the timer task on `runtime`, unless one is alive.
+    fn start_timer(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
+        if let Some(run) = self.runtimes.claim(runtime) {
+            // Moved into the task's future, so it reports the end of the run even if the
+            // future is dropped unpolled (a runtime that is shutting down).
+            let ended = TimerRun {
+                shared: Arc::downgrade(self),
+                run,
+            };
+            let (weak, timer) = (Arc::downgrade(self), self.timer.clone());
+            runtime.spawn(async move {
+                let _ended = ended;
+                drive_timers(weak, timer).await;
+            });
+        }
+    }
+
+    /// Makes sure a timer task runs, starting it on the caller's runtime if the one it ran
+    /// on is gone. Fails without any runtime to start it on.
+    fn ensure_timer(self: &Arc<Self>) -> Result<(), Error> {
+        if self.runtimes.timer_alive() {
+            return Ok(());
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        self.start_timer(&runtime);
+        Ok(())
     }
 
     /// Feeds the session an input under the lock, then carries out what it produced
@@ -149,6 +178,9 @@ impl Shared {
     ) -> impl Future<Output = Result<Response, Error>> {
         // Nothing happens until the first poll, as with any future.
         async move {
+            // The runtime the client was built on may be gone: then this request's is the
+            // one to fire the session's deadlines.
+            self.ensure_timer()?;
             let template = Template::of(built, &request);
             let step = self.with_hub(|d, now| {
                 let admission = d.begin_request(now, &UrlTarget(request.url()));
@@ -284,7 +316,7 @@ impl Shared {
     async fn wait(
         self: &Arc<Self>,
         waiter: WaiterId,
-        rx: oneshot::Receiver<Result<Attempt, reauth_core::Error>>,
+        mut rx: oneshot::Receiver<Result<Attempt, reauth_core::Error>>,
     ) -> Result<Next, Error> {
         trace!(%waiter, "reauth waiting for refresh");
         let mut guard = CancelOnDrop {
@@ -292,17 +324,29 @@ impl Shared {
             waiter: Some(waiter),
         };
         let patience = self.waiter_timeout.saturating_add(WAIT_SLACK);
-        let outcome = tokio::time::timeout(patience, rx).await;
-        match outcome {
-            Ok(Ok(result)) => {
-                guard.waiter = None;
-                Ok(match result {
-                    Ok(attempt) => Next::Send(attempt),
-                    Err(e) => Next::Fail(e),
-                })
+        let give_up = tokio::time::sleep(patience);
+        tokio::pin!(give_up);
+        loop {
+            // The deadlines this wait depends on are fired by the timer task: if its
+            // runtime goes away meanwhile, this request's runtime takes it over.
+            let gone = self.runtimes.gone();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            self.ensure_timer()?;
+            tokio::select! {
+                outcome = &mut rx => {
+                    let Ok(result) = outcome else {
+                        return Err(Error::Disconnected);
+                    };
+                    guard.waiter = None;
+                    return Ok(match result {
+                        Ok(attempt) => Next::Send(attempt),
+                        Err(e) => Next::Fail(e),
+                    });
+                }
+                () = &mut give_up => return Ok(Next::Fail(reauth_core::Error::Timeout)),
+                () = &mut gone => {}
             }
-            Ok(Err(_)) => Err(Error::Disconnected),
-            Err(_) => Ok(Next::Fail(reauth_core::Error::Timeout)),
         }
     }
 }
@@ -391,6 +435,20 @@ impl Drop for CancelOnDrop<'_> {
     }
 }
 
+/// Reports the end of a run of the timer task, however it ends.
+struct TimerRun {
+    shared: Weak<Shared>,
+    run: u64,
+}
+
+impl Drop for TimerRun {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.runtimes.ended(self.run);
+        }
+    }
+}
+
 /// Fires the session's deadlines (waiter timeouts, refresh timeouts, backoff, proactive
 /// refresh). Holds only a weak reference, so it ends when the client is dropped.
 async fn drive_timers(shared: Weak<Shared>, timer: Arc<Notify>) {
@@ -448,7 +506,14 @@ impl Io for Tasks<'_> {
             shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
             return;
         }
-        self.shared.runtime.spawn(async move {
+        let Some(runtime) = self.shared.runtimes.spawner() else {
+            // No runtime anywhere (an application call on a plain thread, after the
+            // client's runtimes are gone): this thread may block, so the store runs here.
+            let outcome = carry_out(&*shared.store, &op);
+            shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
+            return;
+        };
+        runtime.spawn(async move {
             let store = shared.store.clone();
             // A store may block (a file lock, fsync): off the runtime's workers.
             let outcome = tokio::task::spawn_blocking(move || carry_out(&*store, &op))
@@ -490,7 +555,12 @@ impl Io for Tasks<'_> {
             );
             pending.answer(outcome);
         };
-        self.shared.runtime.spawn(task.instrument(span));
+        match self.shared.runtimes.spawner() {
+            Some(runtime) => drop(runtime.spawn(task.instrument(span))),
+            // No runtime to run it on: dropped unrun, the refresh reports itself abandoned
+            // (a transient failure), and a later request on a runtime retries it.
+            None => drop(task),
+        }
     }
 }
 

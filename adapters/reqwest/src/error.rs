@@ -33,6 +33,12 @@ pub enum Error {
          `redirect(Policy::none())` (e.g. reauth's `Client::inner()`) so reauth follows them"
     )]
     ClientFollowedRedirect,
+    /// The request was polled outside any tokio runtime, and the runtime the client ran
+    /// its timers on is gone: there is nowhere to run the session's refreshes and timers.
+    /// Send requests from inside a tokio runtime (any one: the client moves its tasks to
+    /// the runtime of the request).
+    #[error("no tokio runtime to run the session's refreshes and timers on: send requests from inside one")]
+    NoRuntime,
     /// The session dropped this request's wait without answering (a bug: please report).
     #[error("the session dropped this request's wait without answering")]
     Disconnected,
