@@ -27,7 +27,8 @@
 //! Tests steer the server through the handle: [`TestServer::issue_tokens`] logs a user
 //! in, [`TestServer::expire_access_tokens`] and [`TestServer::revoke_family`] kill tokens,
 //! [`TestServer::push_fault`] queues [`Fault`]s for the next token-endpoint calls, and
-//! [`TestServer::stats`] reports what the server saw.
+//! [`TestServer::stats`] reports what the server saw. [`LogScan`] searches a client's
+//! captured logs for the tokens and secrets it was given, wire dumps reassembled.
 //!
 //! Most faults replace the answer. The late-answer faults ([`Fault::RotateThenDelay`],
 //! [`Fault::RotateThenDrop`], [`Fault::RotateThenHang`]) let the refresh succeed on the
@@ -124,6 +125,7 @@ mod config;
 mod fault;
 mod inject;
 mod leak;
+mod logs;
 mod respond;
 mod serve;
 mod server;
@@ -135,6 +137,7 @@ mod tokens;
 
 pub use config::ServerConfig;
 pub use fault::{Fault, ParseFaultError, FAULT_NAMES};
+pub use logs::LogScan;
 pub use server::TestServer;
 pub use stats::Stats;
 pub use tokens::{FamilyId, FamilyRef, IssuedTokens};

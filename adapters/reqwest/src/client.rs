@@ -47,6 +47,9 @@ impl Client {
     /// `reqwest::Client`, because a built client's policy can be neither changed nor
     /// inspected.
     ///
+    /// The adapter also turns reqwest's `connection_verbose` off: it logs every byte read
+    /// and written at trace level, the `Authorization` header included.
+    ///
     /// ```
     /// use reauth_core::{Config, Origin};
     /// use reauth_reqwest::Client;
@@ -255,6 +258,8 @@ impl ClientBuilder {
     /// cannot be told, per request or afterwards, to stop following redirects, and its
     /// policy cannot be inspected. A 3xx from the token endpoint fails the refresh with
     /// [`RefreshErrorKind::Redirected`](reauth_core::RefreshErrorKind::Redirected).
+    /// `connection_verbose` is turned off too: its trace-level wire dump would log the
+    /// refresh token, the client secret and the token response.
     pub fn token_client(mut self, http: reqwest::ClientBuilder) -> Self {
         self.token_http = Some(http);
         self
@@ -301,11 +306,13 @@ impl ClientBuilder {
             .token_http
             .unwrap_or_else(reqwest::Client::builder)
             .redirect(reqwest::redirect::Policy::none())
+            .connection_verbose(false)
             .build()
             .map_err(BuildError::TokenClient)?;
         let http = self
             .http
             .redirect(reqwest::redirect::Policy::none())
+            .connection_verbose(false)
             .build()
             .map_err(BuildError::Client)?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));

@@ -155,14 +155,17 @@ impl std::io::Write for Capture {
     }
 }
 
-/// Installs the process-wide subscriber at `level`, writing into the returned capture.
-/// Once per test binary.
+/// Installs the process-wide subscriber at `level` for every target, writing into the
+/// returned capture, with thread ids (so the wire dumps of concurrent threads can be told
+/// apart). `init` also installs the `log` bridge, so the `log` records of reqwest and its
+/// stack are captured too. Once per test binary.
 pub fn capture_logs(level: tracing::Level) -> Capture {
     let capture = Capture::default();
     let writer = capture.clone();
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(false)
+        .with_thread_ids(true)
         .with_writer(move || writer.clone())
         .init();
     capture
