@@ -19,6 +19,7 @@ mod drive;
 mod error;
 mod events;
 mod middleware;
+mod quiet;
 mod source;
 mod wait;
 
