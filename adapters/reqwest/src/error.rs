@@ -23,9 +23,9 @@ pub enum Error {
     },
     /// The reqwest client that sent the request followed a redirect itself: the inner
     /// client of a `reqwest_middleware` chain built with reqwest's default redirect policy,
-    /// or another client swapped in through [`RequestBuilder::with`](crate::RequestBuilder::with).
-    /// The token may have gone to an origin that is not allowed, and the response's status
-    /// is not counted. Build that client with `redirect(reqwest::redirect::Policy::none())`
+    /// or another client swapped in through [`RequestBuilder::with`](crate::RequestBuilder::with)
+    /// (or a later middleware rewrote the request's URL). The token may have gone to an
+    /// origin that is not allowed, and the response's status is not counted. Build that client with `redirect(reqwest::redirect::Policy::none())`
     /// ([`Client::inner`](crate::Client::inner) is such a client): reauth then follows
     /// redirects itself.
     #[error(

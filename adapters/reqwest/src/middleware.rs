@@ -23,7 +23,9 @@ use std::sync::Arc;
 /// own way (reqwest's policy gives it back to a hop on the same origin as a foreign hop
 /// before it); when a response shows that it did, the request fails with
 /// [`Error::ClientFollowedRedirect`](crate::Error::ClientFollowedRedirect) (its status is
-/// not counted) and a warning, once, names the fix.
+/// not counted) and a warning, once, names the fix. The same goes for a later middleware
+/// that rewrites the request's URL: the allow-list was checked on the URL this middleware
+/// saw, so place URL-rewriting middleware before it.
 ///
 /// ```
 /// use reauth_core::{Config, Origin, RefreshError, RefreshErrorKind};

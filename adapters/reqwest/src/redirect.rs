@@ -45,6 +45,10 @@ impl Shared {
             ) else {
                 break;
             };
+            let Some(request) = template.hop(&hop) else {
+                trace!("reauth: a redirect that re-sends a streamed body is not followed");
+                break;
+            };
             // With no limit, nothing is followed and the 3xx is the answer (reqwest's
             // `Policy::none`); past a limit, an error (its `Policy::limited`).
             if hops == self.max_redirects {
@@ -55,10 +59,6 @@ impl Shared {
                     limit: self.max_redirects,
                 });
             }
-            let Some(request) = template.hop(&hop) else {
-                trace!("reauth: a redirect that re-sends a streamed body is not followed");
-                break;
-            };
             hops += 1;
             crate::drive::discard(response).await;
             authorized =
