@@ -63,7 +63,7 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `build` must run inside a tokio runtime: refreshes and timers are spawned on it.
+    /// `build` must run inside a tokio runtime: the session's timer task starts on it.
     #[error("reauth-reqwest needs a tokio runtime: build the client inside one")]
     NoRuntime,
     /// No refresh source was given.
