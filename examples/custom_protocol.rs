@@ -16,7 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = TestServer::start(ServerConfig::default()).await?;
     let protocol = JsonRefreshProtocol::new(server.json_refresh_url().parse()?)?;
     let client = reauth::reqwest::Client::builder(
-        reqwest::Client::new(),
+        reqwest::Client::builder(),
         Config::new(Origin::parse(&server.base_url())?),
     )
     .protocol(protocol)

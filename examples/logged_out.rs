@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ClientAuth::secret_basic("reauth-test", ClientSecret::new("s3cret")),
     )?;
     let client = reauth::reqwest::Client::builder(
-        reqwest::Client::new(),
+        reqwest::Client::builder(),
         Config::new(Origin::parse(&server.base_url())?),
     )
     .oauth2(OAuth2Grant::refresh_token(endpoint))

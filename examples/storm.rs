@@ -177,10 +177,7 @@ impl Summary {
 
 async fn storm_reqwest(server: &TestServer, n: usize, fault: Option<Fault>) -> Summary {
     // h2c: thousands of concurrent requests share a few connections.
-    let http = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .expect("reqwest client");
+    let http = reqwest::Client::builder().http2_prior_knowledge();
     let client = reauth::reqwest::Client::builder(http, session_config(server))
         .oauth2(grant(server))
         .build()

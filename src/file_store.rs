@@ -56,7 +56,7 @@ const TEMP_MAX_AGE: Duration = Duration::from_secs(60);
 /// #     -> Result<(), Box<dyn std::error::Error>> {
 /// use reauth::FileStore;
 ///
-/// let client = reauth::reqwest::Client::builder(reqwest::Client::new(), config)
+/// let client = reauth::reqwest::Client::builder(reqwest::Client::builder(), config)
 ///     .oauth2(grant)
 ///     .store(FileStore::new("/home/me/.config/mytool/tokens.json"))
 ///     .build()?; // loads the file; a bad file is set aside and the client starts logged out

@@ -22,10 +22,7 @@ async fn a_storm_through_the_facade_refreshes_once() {
         )
         .unwrap();
         let client = reauth::reqwest::Client::builder(
-            reqwest::Client::builder()
-                .http2_prior_knowledge()
-                .build()
-                .unwrap(),
+            reqwest::Client::builder().http2_prior_knowledge(),
             Config::new(Origin::parse(&server.base_url()).unwrap()),
         )
         .oauth2(OAuth2Grant::refresh_token(endpoint))
@@ -55,7 +52,7 @@ async fn the_json_refresh_protocol_of_mobile_tutorials_plugs_in() {
     tokio::time::timeout(Duration::from_secs(60), async {
         let server = TestServer::start(ServerConfig::default()).await.unwrap();
         let client = reauth::reqwest::Client::builder(
-            reqwest::Client::new(),
+            reqwest::Client::builder(),
             Config::new(Origin::parse(&server.base_url()).unwrap()),
         )
         .protocol(JsonRefreshProtocol::new(server.json_refresh_url().parse().unwrap()).unwrap())

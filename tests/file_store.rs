@@ -686,7 +686,7 @@ mod with_the_async_adapter {
         let mut config = Config::new(Origin::parse(&server.base_url()).unwrap());
         config.refresh_timeout = Duration::from_secs(5);
         tweak(&mut config);
-        reauth::reqwest::Client::builder(reqwest::Client::new(), config)
+        reauth::reqwest::Client::builder(reqwest::Client::builder(), config)
             .oauth2(OAuth2Grant::refresh_token(endpoint))
             .store(store)
             .build()

@@ -46,7 +46,7 @@ fn client(
     server: &TestServer,
     store: impl TokenStore + 'static,
 ) -> reauth::reqwest::Client {
-    reauth::reqwest::Client::builder(reqwest::Client::new(), config)
+    reauth::reqwest::Client::builder(reqwest::Client::builder(), config)
         .oauth2(OAuth2Grant::refresh_token(endpoint(server)))
         .store(store)
         .build()
@@ -360,7 +360,7 @@ async fn a_slow_async_refresh_closure_never_runs_twice_at_once() {
         let next = Arc::new(std::sync::Mutex::new(None::<TokenSet>));
         let mut cfg = config(&server);
         cfg.refresh_timeout = Duration::from_millis(100);
-        let c = reauth::reqwest::Client::builder(reqwest::Client::new(), cfg)
+        let c = reauth::reqwest::Client::builder(reqwest::Client::builder(), cfg)
             .refresh_fn({
                 let (running, most, calls, next) =
                     (running.clone(), most.clone(), calls.clone(), next.clone());

@@ -17,6 +17,8 @@ pub(crate) const ECHO: &str = "/api/echo";
 pub(crate) const SCOPED: &str = "/api/scoped";
 pub(crate) const REDIRECT: &str = "/api/redirect";
 pub(crate) const REJECT: &str = "/api/reject";
+pub(crate) const MOVED: &str = "/api/moved";
+pub(crate) const LOOP: &str = "/api/loop";
 const UNKNOWN: &str = "/api/*";
 
 /// The longest `delay_ms` an item request may ask for.
@@ -39,6 +41,24 @@ enum Route<'a> {
 /// Handles every `/api/...` request.
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_owned();
+    // Moved resources redirect every request, with or without a token, whatever its method.
+    if path == MOVED || path == LOOP {
+        let (pattern, resp) = if path == MOVED {
+            (MOVED, moved(req.uri().query()))
+        } else {
+            (LOOP, again())
+        };
+        let token = bearer(req.headers()).ok().flatten();
+        shared
+            .stats
+            .api_call(pattern, resp.status().as_u16(), token.as_deref());
+        // Read the body first, so a client still sending one gets the answer instead of
+        // a reset connection.
+        if let Err(e) = read_body(req.into_body(), MAX_ECHO).await {
+            return body_error(e);
+        }
+        return Ok(resp);
+    }
     let (pattern, route, allowed) = match path.as_str() {
         ECHO => (ECHO, Some(Route::Echo), "POST"),
         SCOPED => (SCOPED, Some(Route::Scoped), "GET"),
@@ -163,6 +183,51 @@ fn redirect(shared: &Shared, query: Option<&str>) -> Resp {
         ),
         Err(_) => bad(),
     }
+}
+
+/// A redirect on this listener: the status from `status` (301, 302, 303, 307 or 308;
+/// default 307), to the path `to` as a path-absolute `Location` (the client resolves it).
+fn moved(query: Option<&str>) -> Resp {
+    let mut to = None;
+    let mut status = StatusCode::TEMPORARY_REDIRECT;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "to" => to = Some(v.into_owned()),
+            "status" => match v.parse::<u16>() {
+                Ok(n @ (301..=303 | 307 | 308)) => {
+                    status = StatusCode::from_u16(n).unwrap_or(status);
+                }
+                _ => {
+                    return error_body(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "`status` must be 301, 302, 303, 307 or 308",
+                    )
+                }
+            },
+            _ => {}
+        }
+    }
+    match to
+        .filter(|t| t.starts_with('/'))
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        Some(location) => with_header(respond::text(status, "moved\n"), LOCATION, location),
+        None => error_body(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "`to` must be a path starting with /",
+        ),
+    }
+}
+
+/// 302 to itself, by a relative `Location`: a client that follows it never gets anywhere.
+fn again() -> Resp {
+    with_header(
+        respond::text(StatusCode::FOUND, "again\n"),
+        LOCATION,
+        HeaderValue::from_static("loop"),
+    )
 }
 
 /// Why no usable bearer token was presented.

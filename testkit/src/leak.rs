@@ -1,8 +1,8 @@
 //! The second listener: a different origin that records every `Authorization` header it
 //! receives (a bearer token arriving here has leaked across a redirect) and answers 200
 //! to anything, except `/unauthorized` (401 `invalid_token`, as an API that got no
-//! token would answer) and `/bounce?to=/path` (307 back to the main listener: a chain
-//! A → B → A).
+//! token would answer), `/bounce?to=/path` (307 back to the main listener: a chain
+//! A → B → A) and `/hop?to=/path` (307 to `/path` on this listener: A → B → B′).
 
 use std::future::{ready, Ready};
 use std::sync::Arc;
@@ -38,14 +38,15 @@ impl hyper::service::Service<Request<Incoming>> for LeakService {
                 HeaderValue::from_static("Bearer realm=\"leak\", error=\"invalid_token\""),
             ),
             "/bounce" => bounce(&self.0.api_base, req.uri().query()),
+            "/hop" => bounce(&self.0.leak_base, req.uri().query()),
             _ => respond::text(StatusCode::OK, "ok: leak listener\n"),
         };
         ready(Ok(resp))
     }
 }
 
-/// 307 to `to` (a path) on the main listener, or 400 without one.
-fn bounce(api_base: &str, query: Option<&str>) -> respond::Resp {
+/// 307 to `to` (a path) on the listener at `base`, or 400 without one.
+fn bounce(base: &str, query: Option<&str>) -> respond::Resp {
     let to = query.and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "to")
@@ -53,7 +54,7 @@ fn bounce(api_base: &str, query: Option<&str>) -> respond::Resp {
     });
     let location = to
         .filter(|t| t.starts_with('/'))
-        .and_then(|t| HeaderValue::from_str(&format!("{api_base}{t}")).ok());
+        .and_then(|t| HeaderValue::from_str(&format!("{base}{t}")).ok());
     match location {
         Some(l) => respond::with_header(
             respond::text(StatusCode::TEMPORARY_REDIRECT, "bounce\n"),

@@ -12,19 +12,23 @@
 //! | `POST /api/echo` | echoes the request body and content type |
 //! | `GET /api/scoped` | needs scope `admin`, else 403 `insufficient_scope` |
 //! | `GET /api/redirect?to=/path` | 307 to the *leak listener* (another origin) |
+//! | `* /api/moved?to=/path[&status=N]` | N (301, 302, 303, 307 or 308; default 307) to `/path` on this listener, by a path-absolute `Location`; no token needed |
+//! | `* /api/loop` | 302 to itself, by a relative `Location`: redirects without end |
 //! | `GET /api/reject` | 401 `invalid_token` for every token, valid or not: an API that refuses fresh tokens |
 //!
 //! Bearer failures follow RFC 6750: no token → 401 `WWW-Authenticate: Bearer
 //! realm="reauth-testkit"`; unknown, expired or revoked → 401 with
 //! `error="invalid_token"`. A second listener ([`TestServer::leak_url`]) answers 200 to
-//! anything (but 401 `invalid_token` at `/unauthorized`, and a 307 back to the main
-//! listener at `/bounce?to=/path`) and records each `Authorization` header it gets, so
-//! tests can prove that a token never follows a cross-origin redirect.
+//! anything (but 401 `invalid_token` at `/unauthorized`, a 307 back to the main
+//! listener at `/bounce?to=/path`, and a 307 to its own `/path` at `/hop?to=/path`) and
+//! records each `Authorization` header it gets, so tests can prove that a token never
+//! follows a cross-origin redirect.
 //!
 //! Tests steer the server through the handle: [`TestServer::issue_tokens`] logs a user
 //! in, [`TestServer::expire_access_tokens`] and [`TestServer::revoke_family`] kill tokens,
 //! [`TestServer::push_fault`] queues [`Fault`]s for the next token-endpoint calls, and
-//! [`TestServer::stats`] reports what the server saw.
+//! [`TestServer::stats`] reports what the server saw. [`LogScan`] searches a client's
+//! captured logs for the tokens and secrets it was given, wire dumps reassembled.
 //!
 //! Most faults replace the answer. The late-answer faults ([`Fault::RotateThenDelay`],
 //! [`Fault::RotateThenDrop`], [`Fault::RotateThenHang`]) let the refresh succeed on the
@@ -121,6 +125,7 @@ mod config;
 mod fault;
 mod inject;
 mod leak;
+mod logs;
 mod respond;
 mod serve;
 mod server;
@@ -132,6 +137,7 @@ mod tokens;
 
 pub use config::ServerConfig;
 pub use fault::{Fault, ParseFaultError, FAULT_NAMES};
+pub use logs::LogScan;
 pub use server::TestServer;
 pub use stats::Stats;
 pub use tokens::{FamilyId, FamilyRef, IssuedTokens};

@@ -258,6 +258,72 @@ async fn redirect_goes_cross_origin_and_the_leak_listener_records_authorization(
     .await
 }
 
+/// The routes for redirect chains: same-origin moves (any status, any method, no token
+/// needed), an endless loop, and a hop inside the leak listener. With reqwest's own
+/// redirect policy, A → B → B′ hands the token to B′: reqwest strips `Authorization`
+/// only on a hop that changes origin from the one before, and starts every hop from the
+/// original request's headers. This is why the adapter follows redirects itself.
+#[tokio::test]
+async fn moved_loop_and_hop_routes() {
+    bounded(async {
+        let server = server().await;
+        let c = h1();
+        let resp = c
+            .post(server.api_url("moved?to=/api/items/1&status=303"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+        assert_eq!(header(&resp, "location"), "/api/items/1");
+        let resp = c
+            .delete(server.api_url("moved?to=/x"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 307);
+        for bad in ["moved?to=/x&status=300", "moved?to=x", "moved"] {
+            let resp = c.get(server.api_url(bad)).send().await.unwrap();
+            assert_eq!(resp.status(), 400, "{bad}");
+        }
+        let resp = c.get(server.api_url("loop")).send().await.unwrap();
+        assert_eq!(
+            (resp.status().as_u16(), header(&resp, "location")),
+            (302, "loop".into())
+        );
+        let resp = c
+            .get(format!("{}/hop?to=/next", server.leak_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&resp, "location"),
+            format!("{}/next", server.leak_url())
+        );
+
+        let at = server.issue_tokens().access_token;
+        let following = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(Policy::limited(5))
+            .build()
+            .unwrap();
+        let resp = following
+            .get(server.api_url("redirect?to=/hop%3Fto%3D/landing"))
+            .bearer_auth(&at)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.url().as_str().ends_with("/landing"));
+        assert_eq!(
+            server.leaked_authorizations(),
+            vec![format!("Bearer {at}")],
+            "reqwest's own policy sends the token to B′ (fixed? then the adapter could trust it)"
+        );
+        server.shutdown().await;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn api_counters_and_reset() {
     bounded(async {

@@ -105,10 +105,7 @@ fn run(mode: &str, base: &str, file: &str) -> i32 {
             config.refresh_deadline = Duration::from_millis(ms);
             config.refresh_timeout = config.refresh_timeout.min(config.refresh_deadline);
         }
-        let http = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .build()
-            .unwrap();
+        let http = reqwest::Client::builder().http2_prior_knowledge();
         let client = reauth::reqwest::Client::builder(http, config)
             .oauth2(OAuth2Grant::refresh_token(endpoint))
             .store(store)

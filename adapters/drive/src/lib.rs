@@ -4,9 +4,10 @@
 //! lock with the notifiers of parked requests ([`Hub`]), the commands sorted into
 //! [`Work`] and carried out through an adapter's [`Io`] in one order, the store
 //! operations as calls on a [`TokenStore`] ([`carry_out`]), the start-up read of the
-//! store ([`open`]), event logging and the jitter seed. An adapter adds only I/O: how a
-//! request is sent, how a parked request waits and wakes, where a refresh or a store
-//! operation runs (a spawned task, the calling thread).
+//! store ([`open`]), event logging, the jitter seed, and the rules of redirects followed
+//! by hand ([`next_hop`]). An adapter adds only I/O: how a request is sent, how a parked
+//! request waits and wakes, where a refresh or a store operation runs (a spawned task,
+//! the calling thread).
 //!
 //! ```text
 //!   request ──► Hub::with(|drive, now| session input) ──► Work ──► Io
@@ -22,11 +23,13 @@
 mod hub;
 mod next;
 mod open;
+mod redirect;
 mod seed;
 
 pub use hub::{Drive, Hub, Io, Refresh, Work};
 pub use next::Next;
 pub use open::{carry_out, open, Opened};
+pub use redirect::{is_redirect, next_hop, resolve, Hop, Rules, UrlTarget};
 pub use seed::random_seed;
 
 #[cfg(doc)]

@@ -52,7 +52,7 @@ async fn reauth_client(server: &TestServer) -> (Client, String) {
     .unwrap();
     let mut config = Config::new(Origin::parse(&server.base_url()).unwrap());
     config.waiter_timeout = Duration::from_secs(60);
-    let client = Client::builder(h2c(), config)
+    let client = Client::builder(reqwest::Client::builder().http2_prior_knowledge(), config)
         .oauth2(OAuth2Grant::refresh_token(endpoint))
         .build()
         .unwrap();

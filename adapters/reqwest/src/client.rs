@@ -1,9 +1,10 @@
 //! The client wrapper: reqwest's API, with the session in front of every request.
 
-use crate::drive::{Built, Parts, Shared, Transport};
+use crate::drive::{Parts, Shared, Transport};
 use crate::error::{BuildError, Error};
 use crate::middleware::AuthMiddleware;
 use crate::source::Source;
+use crate::template::Built;
 use futures_util::future::Either;
 use reauth_core::protocol::OAuth2Grant;
 use reauth_core::{
@@ -33,11 +34,39 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Starts building a client around `http` with the session `config`.
-    /// [`build`](ClientBuilder::build) then needs a tokio runtime.
-    pub fn builder(http: reqwest::Client, config: Config) -> ClientBuilder {
+    /// Starts building a client from `http` (proxies, TLS roots, timeouts, default
+    /// headers, …) with the session `config`. [`build`](ClientBuilder::build) then needs
+    /// a tokio runtime.
+    ///
+    /// Whatever `http` says about redirects, the adapter sets
+    /// [`Policy::none`](reqwest::redirect::Policy::none) on it last and follows redirects
+    /// itself (up to [`max_redirects`](ClientBuilder::max_redirects), with reqwest's rules
+    /// for methods and bodies): reqwest's own policy gives the token back to a hop on the
+    /// same origin as a foreign hop before it (A → B → B′), while the adapter attaches it
+    /// only on hops whose origin the session allows. A builder and not a built
+    /// `reqwest::Client`, because a built client's policy can be neither changed nor
+    /// inspected.
+    ///
+    /// The adapter also turns reqwest's `connection_verbose` off: it logs every byte read
+    /// and written at trace level, the `Authorization` header included.
+    ///
+    /// ```
+    /// use reauth_core::{Config, Origin};
+    /// use reauth_reqwest::Client;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    /// let client = Client::builder(http, Config::new(Origin::parse("https://api.example.com").unwrap()))
+    ///     .refresh_fn(|_| async { Err(reauth_core::RefreshError::permanent(reauth_core::RefreshErrorKind::Other)) })
+    ///     .max_redirects(3)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = client; }
+    /// ```
+    pub fn builder(http: reqwest::ClientBuilder, config: Config) -> ClientBuilder {
         ClientBuilder {
             http,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
             config,
             store: None,
             source: None,
@@ -134,12 +163,16 @@ impl Client {
         self.shared.subscribe()
     }
 
-    /// A `reqwest_middleware` middleware sharing this client's session.
+    /// A `reqwest_middleware` middleware sharing this client's session. Build its chain
+    /// on a client that follows no redirects, such as [`inner`](Self::inner): see
+    /// [`AuthMiddleware`].
     pub fn middleware(&self) -> AuthMiddleware {
         AuthMiddleware::new(self.shared.clone())
     }
 
-    /// The wrapped reqwest client.
+    /// The wrapped reqwest client, as built from the builder's `reqwest::ClientBuilder`:
+    /// it follows no redirects (the adapter does). The client to build a
+    /// [`middleware`](Self::middleware) chain on.
     pub fn inner(&self) -> &reqwest::Client {
         &self.http
     }
@@ -162,10 +195,14 @@ impl Transport for Direct {
     }
 }
 
+/// How many redirects a request follows unless told otherwise: reqwest's default.
+const DEFAULT_MAX_REDIRECTS: usize = 10;
+
 /// Builds a [`Client`].
 #[must_use]
 pub struct ClientBuilder {
-    http: reqwest::Client,
+    http: reqwest::ClientBuilder,
+    max_redirects: usize,
     config: Config,
     store: Option<Arc<dyn TokenStore>>,
     source: Option<Source>,
@@ -221,8 +258,20 @@ impl ClientBuilder {
     /// cannot be told, per request or afterwards, to stop following redirects, and its
     /// policy cannot be inspected. A 3xx from the token endpoint fails the refresh with
     /// [`RefreshErrorKind::Redirected`](reauth_core::RefreshErrorKind::Redirected).
+    /// `connection_verbose` is turned off too: its trace-level wire dump would log the
+    /// refresh token, the client secret and the token response.
     pub fn token_client(mut self, http: reqwest::ClientBuilder) -> Self {
         self.token_http = Some(http);
+        self
+    }
+
+    /// How many redirects a request follows (each hop carries the credential only if its
+    /// origin is allowed). Default: 10, as reqwest. More fail the request with
+    /// [`Error::TooManyRedirects`]; with 0 none is followed and the caller gets the 3xx,
+    /// as with reqwest's `Policy::none`. Applies to the [`middleware`](Client::middleware)
+    /// too.
+    pub fn max_redirects(mut self, max: usize) -> Self {
+        self.max_redirects = max;
         self
     }
 
@@ -240,8 +289,11 @@ impl ClientBuilder {
     }
 
     /// Builds the client. Must run inside a tokio runtime (else
-    /// [`BuildError::NoRuntime`]): the client keeps that runtime's handle and spawns its
-    /// refreshes and timers on it, so the runtime must outlive the client.
+    /// [`BuildError::NoRuntime`]): the session's timer task starts on it. Refreshes and
+    /// store operations run as tasks on the runtime of the request that needs them, and
+    /// if the runtime the timer runs on goes away (a client built in one runtime and used
+    /// from another), the next request's runtime takes the timer over. A request polled
+    /// outside any tokio runtime then fails at once with [`Error::NoRuntime`].
     pub fn build(self) -> Result<Client, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let source = self.source.ok_or(BuildError::NoRefreshSource)?;
@@ -254,8 +306,15 @@ impl ClientBuilder {
             .token_http
             .unwrap_or_else(reqwest::Client::builder)
             .redirect(reqwest::redirect::Policy::none())
+            .connection_verbose(false)
             .build()
             .map_err(BuildError::TokenClient)?;
+        let http = self
+            .http
+            .redirect(reqwest::redirect::Policy::none())
+            .connection_verbose(false)
+            .build()
+            .map_err(BuildError::Client)?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let opened = reauth_drive::open(config, &*store);
         let shared = Shared::start(Parts {
@@ -265,10 +324,11 @@ impl ClientBuilder {
             token_http,
             runtime,
             allow_insecure_http: self.allow_insecure_http,
+            max_redirects: self.max_redirects,
         });
         Ok(Client {
             shared,
-            http: self.http,
+            http,
             load_error: opened.load_error,
         })
     }
@@ -353,7 +413,7 @@ mod tests {
 
     fn client() -> Client {
         let config = Config::new(Origin::parse("http://127.0.0.1:9").unwrap());
-        Client::builder(reqwest::Client::new(), config)
+        Client::builder(reqwest::Client::builder(), config)
             .refresh_fn(|_| async { Ok(TokenSet::new(AccessToken::new("t").unwrap())) })
             .build()
             .unwrap()
@@ -364,8 +424,8 @@ mod tests {
         let client = client();
         let sent = client.get("http://127.0.0.1:9/x").send();
         // Callers build, move and spawn this for every request, so its size is a cost. It
-        // was 1.8 KB with the request stored three times over, 816 bytes now; an `async fn`
-        // in place of `Shared::run`, or a local copy of the request in it, adds 264.
+        // was 1.8 KB with the request stored three times over; an `async fn` in place of
+        // `Shared::run`, or a local copy of the request in it, adds 264.
         let size = std::mem::size_of_val(&sent);
         assert!(size <= 1024, "{size} bytes");
         let executed = client.execute(client.get("http://127.0.0.1:9/x").build().unwrap());

@@ -2,12 +2,15 @@
 //! task. Everything that is not I/O comes from `reauth_drive`.
 
 use crate::error::Error;
+use crate::redirect::came_from;
+use crate::runtime::Runtimes;
 use crate::source::Source;
+use crate::template::{Built, Template};
 use reauth_core::{
-    Attempt, Event, RefreshError, RefreshErrorKind, RefreshOutcome, Session, StoreCommand,
+    Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshOutcome, Session, StoreCommand,
     StoreError, StoreOpId, TokenStore, WaiterId,
 };
-use reauth_drive::{carry_out, Drive, Hub, Io, Next, Refresh};
+use reauth_drive::{carry_out, is_redirect, Drive, Hub, Io, Next, Refresh, UrlTarget};
 use reqwest::{Request, Response};
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -32,7 +35,8 @@ pub(crate) struct Shared {
     events: broadcast::Sender<Event>,
     source: Source,
     token_http: reqwest::Client,
-    runtime: tokio::runtime::Handle,
+    /// Where the timer task runs, and where the session's tasks go.
+    runtimes: Runtimes,
     /// Wakes the timer task when an input moved the next deadline earlier.
     timer: Arc<Notify>,
     waiter_timeout: Duration,
@@ -40,6 +44,11 @@ pub(crate) struct Shared {
     /// for is delivered without taking the lock, as the session would answer anyway.
     trigger: reauth_core::RefreshTrigger,
     allow_insecure_http: bool,
+    /// Where the credential may go, for redirect hops. Fixed at build time, as in the
+    /// session's config.
+    pub(crate) allowed: Box<[Origin]>,
+    /// How many redirects a request follows; 0 for none (the 3xx is the answer).
+    pub(crate) max_redirects: usize,
 }
 
 pub(crate) struct Parts {
@@ -49,6 +58,7 @@ pub(crate) struct Parts {
     pub(crate) token_http: reqwest::Client,
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) allow_insecure_http: bool,
+    pub(crate) max_redirects: usize,
 }
 
 impl Shared {
@@ -56,23 +66,53 @@ impl Shared {
         let config = parts.session.config();
         let waiter_timeout = config.waiter_timeout;
         let trigger = config.trigger.clone();
+        let allowed = config.allowed_origins.clone().into_boxed_slice();
         let shared = Arc::new(Self {
             hub: Hub::new(parts.session),
             store: parts.store,
             events: broadcast::channel(64).0,
             source: parts.source,
             token_http: parts.token_http,
-            runtime: parts.runtime,
+            runtimes: Runtimes::new(),
             timer: Arc::new(Notify::new()),
             waiter_timeout,
             trigger,
             allow_insecure_http: parts.allow_insecure_http,
+            allowed,
+            max_redirects: parts.max_redirects,
         });
-        let (weak, timer) = (Arc::downgrade(&shared), shared.timer.clone());
-        shared.runtime.spawn(drive_timers(weak, timer));
+        shared.start_timer(&parts.runtime);
         // Taking the session up from the store may have left work (an expired token).
         shared.with_hub(|_, _| ());
         shared
+    }
+
+    /// Starts the timer task on `runtime`, unless one is alive.
+    fn start_timer(self: &Arc<Self>, runtime: &tokio::runtime::Handle) {
+        if let Some(run) = self.runtimes.claim(runtime) {
+            // Moved into the task's future, so it reports the end of the run even if the
+            // future is dropped unpolled (a runtime that is shutting down).
+            let ended = TimerRun {
+                shared: Arc::downgrade(self),
+                run,
+            };
+            let (weak, timer) = (Arc::downgrade(self), self.timer.clone());
+            runtime.spawn(async move {
+                let _ended = ended;
+                drive_timers(weak, timer).await;
+            });
+        }
+    }
+
+    /// Makes sure a timer task runs, starting it on the caller's runtime if the one it ran
+    /// on is gone. Fails without any runtime to start it on.
+    fn ensure_timer(self: &Arc<Self>) -> Result<(), Error> {
+        if self.runtimes.timer_alive() {
+            return Ok(());
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+        self.start_timer(&runtime);
+        Ok(())
     }
 
     /// Feeds the session an input under the lock, then carries out what it produced
@@ -121,14 +161,14 @@ impl Shared {
         self.hub.peek(|d| d.session.snapshot())
     }
 
-    /// Sends `request` through the session: attach the credential, replay after a refresh,
-    /// hand back the final response.
+    /// Sends `request` through the session: attach the credential, follow redirects,
+    /// replay after a refresh, hand back the final response.
     ///
-    /// Only the common case lives here (a credential at hand, a response the refresh
-    /// trigger ignores); every other path is boxed, so this future, which callers move
-    /// around, stays small.
-    // Not an `async fn`: rustc then keeps a second copy of the request in the future
-    // (1,088 bytes against 808 here), and every request's future is built and moved.
+    /// Only the common case lives here (a credential at hand, a response that is neither
+    /// a redirect nor one the refresh trigger fires for); every other path is boxed, so
+    /// this future, which callers move around, stays small.
+    // Not an `async fn`: rustc then keeps a second copy of the request in the future,
+    // and every request's future is built and moved.
     #[allow(clippy::manual_async_fn)]
     pub(crate) fn run(
         self: Arc<Self>,
@@ -138,8 +178,10 @@ impl Shared {
     ) -> impl Future<Output = Result<Response, Error>> {
         // Nothing happens until the first poll, as with any future.
         async move {
-            // A streaming body cannot be cloned, so such a request is sent once at most.
-            let template = built.copy(&request);
+            // The runtime the client was built on may be gone: then this request's is the
+            // one to fire the session's deadlines.
+            self.ensure_timer()?;
+            let template = Template::of(built, &request);
             let step = self.with_hub(|d, now| {
                 let admission = d.begin_request(now, &UrlTarget(request.url()));
                 step(d, admission.into())
@@ -148,17 +190,20 @@ impl Shared {
                 let rest = self.resolve(step, Some(request), template, &mut transport);
                 return Box::pin(rest).await;
             };
-            // Where the credential went, to tell a redirected response: the template's
-            // URL, or (no template, a rare case) a copy.
-            let sent_to = template.is_none().then(|| request.url().clone());
             let response = send(&attempt, request, &mut transport).await?;
-            let url = template.as_ref().map(Request::url).or(sent_to.as_ref());
-            let Some(step) = self.answer(&attempt, &response, url, template.is_some()) else {
+            came_from(template.url(), &response)?;
+            let status = response.status();
+            if !is_redirect(status) && !self.trigger.fires(status, response.headers()) {
                 return Ok(response);
-            };
+            }
             Box::pin(async move {
-                set_aside(response).await;
-                self.resolve(step, None, template, &mut transport).await
+                match self
+                    .settle(&attempt, response, &template, &mut transport)
+                    .await?
+                {
+                    Ok(response) => Ok(response),
+                    Err(step) => self.resolve(step, None, template, &mut transport).await,
+                }
             })
             .await
         }
@@ -168,41 +213,42 @@ impl Shared {
     /// its callers; what it waits on in turn (a refresh, a body to drain) is boxed here,
     /// so that every waiter of a storm holds no more than it needs.
     // Not an `async fn`, for the reason given at `run`: its arguments would be stored
-    // twice (2,168 bytes against about 1,000).
+    // twice.
     #[allow(clippy::manual_async_fn)]
     fn resolve<'a>(
         self: &'a Arc<Self>,
         mut step: Step,
         mut first: Option<Request>,
-        template: Option<Request>,
+        template: Template,
         transport: &'a mut impl Transport,
     ) -> impl Future<Output = Result<Response, Error>> + 'a {
         async move {
             loop {
                 step = match step {
                     Step::Go(Next::Send(attempt)) => {
-                        let Some(request) = first
-                            .take()
-                            .or_else(|| template.as_ref().and_then(Request::try_clone))
-                        else {
+                        let Some(request) = first.take().or_else(|| template.replay()) else {
                             // Unreachable: a non-replayable request is never told to send
                             // twice.
                             return Err(Error::Disconnected);
                         };
-                        let sent_to = template.is_none().then(|| request.url().clone());
                         let response = send(&attempt, request, transport).await?;
-                        let url = template.as_ref().map(Request::url).or(sent_to.as_ref());
-                        let Some(step) = self.answer(&attempt, &response, url, template.is_some())
-                        else {
-                            return Ok(response);
-                        };
-                        Box::pin(set_aside(response)).await;
-                        step
+                        came_from(template.url(), &response)?;
+                        let settled = self.settle(&attempt, response, &template, transport);
+                        match Box::pin(settled).await? {
+                            Ok(response) => return Ok(response),
+                            Err(step) => step,
+                        }
                     }
                     Step::Go(Next::SendAnonymous) => {
                         let request = first.take().ok_or(Error::Disconnected)?;
                         trace!("reauth sending without credential: origin not allowed");
-                        return transport.send(request).await;
+                        let response = transport.send(request).await?;
+                        came_from(template.url(), &response)?;
+                        if !is_redirect(response.status()) {
+                            return Ok(response);
+                        }
+                        let followed = self.follow(None, response, &template, transport);
+                        return Ok(Box::pin(followed).await?.0);
                     }
                     Step::Go(Next::Fail(e)) => return Err(e.into()),
                     Step::Parked(w, rx) => Step::Go(Box::pin(self.wait(w, rx)).await?),
@@ -212,34 +258,46 @@ impl Shared {
         }
     }
 
-    /// What to do after `response` to a request sent with the credential to `sent_to`:
-    /// `None` to hand it to the caller, else the step to take instead (it is then set
-    /// aside).
-    ///
-    /// reqwest follows redirects inside the client and drops the credential on a hop to
-    /// another host, so a response from anywhere but `sent_to` may come from a hop that
-    /// never carried the token (another origin, or back after one: A → B → A), and its
-    /// status says nothing about the token. Such a response is handed to the caller as
-    /// is: at worst a 401 after a same-origin redirect waits for the next request or the
-    /// expiry to refresh, while counting it could refresh (and rotate) for nothing. Only
-    /// the endpoints of the chain are visible, so a chain that ends on the very URL it
-    /// started from counts as not redirected.
+    /// After `response` to a request sent with `attempt`'s credential: follows its
+    /// redirects, then asks the session about the last response if its hop carried the
+    /// credential. `Ok` to hand it to the caller, else the step to take instead (the
+    /// response is then set aside).
+    async fn settle(
+        self: &Arc<Self>,
+        attempt: &Attempt,
+        response: Response,
+        template: &Template,
+        transport: &mut impl Transport,
+    ) -> Result<Result<Response, Step>, Error> {
+        let (response, authorized) = if is_redirect(response.status()) {
+            self.follow(Some(attempt), response, template, transport)
+                .await?
+        } else {
+            (response, true)
+        };
+        if !authorized {
+            // A hop that never carried the token: its status says nothing about it.
+            return Ok(Ok(response));
+        }
+        match self.answer(attempt, &response, template.is_whole()) {
+            None => Ok(Ok(response)),
+            Some(step) => {
+                set_aside(response).await;
+                Ok(Err(step))
+            }
+        }
+    }
+
+    /// What to do after `response` to a request that carried `attempt`'s credential:
+    /// `None` to hand it to the caller, else the step to take instead.
     fn answer(
         self: &Arc<Self>,
         attempt: &Attempt,
         response: &Response,
-        sent_to: Option<&reqwest::Url>,
         replayable: bool,
     ) -> Option<Step> {
         if !self.trigger.fires(response.status(), response.headers()) {
             // The common case, and what the session would answer: no lock.
-            return None;
-        }
-        if sent_to != Some(response.url()) {
-            trace!(
-                status = response.status().as_u16(),
-                "reauth: a redirected response says nothing about the token"
-            );
             return None;
         }
         let step = self.with_hub(|d, now| {
@@ -258,7 +316,7 @@ impl Shared {
     async fn wait(
         self: &Arc<Self>,
         waiter: WaiterId,
-        rx: oneshot::Receiver<Result<Attempt, reauth_core::Error>>,
+        mut rx: oneshot::Receiver<Result<Attempt, reauth_core::Error>>,
     ) -> Result<Next, Error> {
         trace!(%waiter, "reauth waiting for refresh");
         let mut guard = CancelOnDrop {
@@ -266,79 +324,36 @@ impl Shared {
             waiter: Some(waiter),
         };
         let patience = self.waiter_timeout.saturating_add(WAIT_SLACK);
-        let outcome = tokio::time::timeout(patience, rx).await;
-        match outcome {
-            Ok(Ok(result)) => {
-                guard.waiter = None;
-                Ok(match result {
-                    Ok(attempt) => Next::Send(attempt),
-                    Err(e) => Next::Fail(e),
-                })
+        let give_up = tokio::time::sleep(patience);
+        tokio::pin!(give_up);
+        loop {
+            // The deadlines this wait depends on are fired by the timer task: if its
+            // runtime goes away meanwhile, this request's runtime takes it over.
+            let gone = self.runtimes.gone();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            self.ensure_timer()?;
+            tokio::select! {
+                outcome = &mut rx => {
+                    let Ok(result) = outcome else {
+                        return Err(Error::Disconnected);
+                    };
+                    guard.waiter = None;
+                    return Ok(match result {
+                        Ok(attempt) => Next::Send(attempt),
+                        Err(e) => Next::Fail(e),
+                    });
+                }
+                () = &mut give_up => return Ok(Next::Fail(reauth_core::Error::Timeout)),
+                () = &mut gone => {}
             }
-            Ok(Err(_)) => Err(Error::Disconnected),
-            Err(_) => Ok(Next::Fail(reauth_core::Error::Timeout)),
         }
-    }
-}
-
-/// Where a request was built, which decides how it is copied for a replay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Built {
-    /// By our own request builder, from reqwest builder methods alone: its extensions
-    /// hold at most the timeout.
-    Here,
-    /// Anywhere else: it may carry extensions (from an `http::Request`) that only
-    /// reqwest's own `try_clone` can copy.
-    Elsewhere,
-}
-
-impl Built {
-    /// A copy of `request` to replay after a refresh, or `None` if its body cannot be
-    /// cloned (a stream).
-    fn copy(self, request: &Request) -> Option<Request> {
-        // reqwest's `try_clone` allocates an extension map for the timeout and then
-        // overwrites it with a copy of the original's: two allocations and a rehash on
-        // every request. Without a body (reqwest's body copy is private) and without
-        // foreign extensions, copying the parts by hand is the same request.
-        if self == Built::Elsewhere || request.body().is_some() {
-            return request.try_clone();
-        }
-        let mut copy = Request::new(request.method().clone(), request.url().clone());
-        if !request.headers().is_empty() {
-            *copy.headers_mut() = request.headers().clone();
-        }
-        *copy.version_mut() = request.version();
-        if let Some(&timeout) = request.timeout() {
-            *copy.timeout_mut() = Some(timeout);
-        }
-        Some(copy)
-    }
-}
-
-/// A reqwest URL seen as a core `Target`, so the allow-list check parses nothing.
-struct UrlTarget<'a>(&'a reqwest::Url);
-
-impl reauth_core::Target for UrlTarget<'_> {
-    fn scheme(&self) -> Option<&str> {
-        Some(self.0.scheme())
-    }
-
-    fn host(&self) -> Option<&str> {
-        self.0.host_str()
-    }
-
-    fn port(&self) -> Option<u16> {
-        self.0.port()
-    }
-
-    fn authority(&self) -> Option<&str> {
-        Some(self.0.authority())
     }
 }
 
 /// Sends `request` with the attempt's credential. Not an `async fn`: that would keep a
 /// second copy of the request in every caller's future.
-fn send<'t>(
+pub(crate) fn send<'t>(
     attempt: &Attempt,
     mut request: Request,
     transport: &'t mut impl Transport,
@@ -368,7 +383,7 @@ async fn set_aside(response: Response) {
 /// stream, and a storm of such resets makes the client's own h2 layer give up the whole
 /// connection (`ENHANCE_YOUR_CALM`, "too_many_internal_resets"); over HTTP/1.1 it would
 /// close the connection instead of reusing it.
-async fn discard(mut response: Response) {
+pub(crate) async fn discard(mut response: Response) {
     const LIMIT: usize = 64 * 1024;
     const PATIENCE: Duration = Duration::from_secs(1);
     let drain = async {
@@ -416,6 +431,20 @@ impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if let Some(w) = self.waiter.take() {
             self.shared.with_hub(|d, _| d.cancel(w));
+        }
+    }
+}
+
+/// Reports the end of a run of the timer task, however it ends.
+struct TimerRun {
+    shared: Weak<Shared>,
+    run: u64,
+}
+
+impl Drop for TimerRun {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.runtimes.ended(self.run);
         }
     }
 }
@@ -477,7 +506,14 @@ impl Io for Tasks<'_> {
             shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
             return;
         }
-        self.shared.runtime.spawn(async move {
+        let Some(runtime) = self.shared.runtimes.spawner() else {
+            // No runtime anywhere (an application call on a plain thread, after the
+            // client's runtimes are gone): this thread may block, so the store runs here.
+            let outcome = carry_out(&*shared.store, &op);
+            shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
+            return;
+        };
+        runtime.spawn(async move {
             let store = shared.store.clone();
             // A store may block (a file lock, fsync): off the runtime's workers.
             let outcome = tokio::task::spawn_blocking(move || carry_out(&*store, &op))
@@ -519,7 +555,12 @@ impl Io for Tasks<'_> {
             );
             pending.answer(outcome);
         };
-        self.shared.runtime.spawn(task.instrument(span));
+        match self.shared.runtimes.spawner() {
+            Some(runtime) => drop(runtime.spawn(task.instrument(span))),
+            // No runtime to run it on: dropped unrun, the refresh reports itself abandoned
+            // (a transient failure), and a later request on a runtime retries it.
+            None => drop(task),
+        }
     }
 }
 
@@ -561,62 +602,5 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // Let the timer task notice that the client is gone.
         self.timer.notify_one();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Built;
-    use reqwest::{Method, Request, Version};
-    use std::time::Duration;
-
-    fn parts(r: &Request) -> String {
-        format!(
-            "{} {} {:?} {:?} {:?} {:?}",
-            r.method(),
-            r.url(),
-            r.version(),
-            r.headers(),
-            r.timeout(),
-            r.body().and_then(reqwest::Body::as_bytes)
-        )
-    }
-
-    #[test]
-    fn a_replay_copy_is_the_same_request() {
-        let http = reqwest::Client::new();
-        let requests = [
-            http.get("http://127.0.0.1:1/a?b=c").build().unwrap(),
-            http.request(Method::DELETE, "http://127.0.0.1:1/x")
-                .header("x-trace", "7")
-                .header("x-trace", "8")
-                .timeout(Duration::from_millis(1500))
-                .version(Version::HTTP_2)
-                .build()
-                .unwrap(),
-            http.post("http://127.0.0.1:1/p")
-                .body("payload")
-                .build()
-                .unwrap(),
-        ];
-        for request in &requests {
-            for built in [Built::Here, Built::Elsewhere] {
-                let copy = built.copy(request).unwrap();
-                assert_eq!(parts(&copy), parts(request), "{built:?}");
-            }
-        }
-        assert_eq!(requests[1].timeout(), Some(&Duration::from_millis(1500)));
-    }
-
-    #[test]
-    fn a_streaming_body_has_no_replay_copy() {
-        let stream = futures_util::stream::iter([Ok::<_, std::io::Error>("chunk")]);
-        let request = reqwest::Client::new()
-            .post("http://127.0.0.1:1/upload")
-            .body(reqwest::Body::wrap_stream(stream))
-            .build()
-            .unwrap();
-        assert!(Built::Here.copy(&request).is_none());
-        assert!(Built::Elsewhere.copy(&request).is_none());
     }
 }

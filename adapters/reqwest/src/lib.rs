@@ -9,7 +9,9 @@
 //! re-exports this crate's items and the crates it is built on (`reqwest`,
 //! `reqwest_middleware`), so a project needs only `reauth` (and tokio).
 //!
-//! [`ClientBuilder::build`] needs a tokio runtime: refreshes and timers run as tasks on it.
+//! [`ClientBuilder::build`] needs a tokio runtime: refreshes and timers run as tasks, on
+//! the runtime of the request that needs them (a client may outlive the runtime it was
+//! built on).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,7 +19,10 @@ mod client;
 mod drive;
 mod error;
 mod middleware;
+mod redirect;
+mod runtime;
 mod source;
+mod template;
 
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{BuildError, Error};

@@ -4,9 +4,9 @@
 use crate::body::{ByHand, Head, RequestBody, Tweak};
 use crate::drive::{Sent, Transport};
 use crate::error::Error;
-use crate::redirect::{is_redirect, next_hop};
 use http::{HeaderValue, Method, Uri};
 use reauth_core::Origin;
+use reauth_drive::{is_redirect, next_hop, Rules};
 use std::time::Duration;
 use tracing::trace;
 use ureq::http::{request, Response};
@@ -95,9 +95,7 @@ impl Direct<'_, '_> {
             let (method, uri) = hop
                 .as_ref()
                 .map_or((&self.parts.method, &self.parts.uri), |(m, u)| (m, u));
-            let Some((next_method, next_uri)) =
-                next_hop(method, uri, response.status(), response.headers())
-            else {
+            let Some((next_method, next_uri)) = follows(method, uri, &response) else {
                 break;
             };
             if hops == max {
@@ -115,7 +113,7 @@ impl Direct<'_, '_> {
                 hop: Some((&next_method, &next_uri)),
                 credential: authorized.then_some(credential),
             };
-            // A followed hop never carries a body (see `next_hop`).
+            // A followed hop never carries a body (ureq's rules).
             response = RequestBody::empty().send(self.agent, head, tweak)?;
             hop = Some((next_method, next_uri));
         }
@@ -124,6 +122,23 @@ impl Direct<'_, '_> {
             authorized,
         })
     }
+}
+
+/// Where the response to a `method` request for `uri` sends it next, by ureq's rules, or
+/// `None` if it is not a redirect that ureq would follow (or its target is no URI).
+fn follows(method: &Method, uri: &Uri, response: &Response<Body>) -> Option<(Method, Uri)> {
+    if !is_redirect(response.status()) {
+        return None;
+    }
+    let from = url::Url::parse(&uri.to_string()).ok()?;
+    let hop = next_hop(
+        Rules::Ureq,
+        method,
+        &from,
+        response.status(),
+        response.headers(),
+    )?;
+    Some((hop.method, hop.url.as_str().parse().ok()?))
 }
 
 /// ureq's `http_status_as_error`, applied after the session has seen the response.

@@ -19,7 +19,7 @@ mod drive;
 mod error;
 mod events;
 mod middleware;
-mod redirect;
+mod quiet;
 mod source;
 mod wait;
 

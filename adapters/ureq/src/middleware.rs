@@ -139,7 +139,7 @@ impl Transport for Chain<'_, '_> {
             .http_status_as_error(false)
             .save_redirect_history(true)
             .build();
-        let response = next.handle(request)?;
+        let response = crate::quiet::quiet(|| next.handle(request))?;
         // A response after a redirect came from a hop that got no credential. A response
         // made up by a later middleware has no history and counts as the answer.
         let authorized = response

@@ -75,6 +75,17 @@ fn over_http(
         .http_status_as_error(false)
         .timeout_global(Some(timeout))
         .build();
+    // The request carries the refresh token and the client's credentials, its answer
+    // the tokens: all of it out of ureq-proto's wire dump, the body read included.
+    crate::quiet::quiet(|| exchange(protocol, agent, request))
+}
+
+/// Sends the token request and reads the answer.
+fn exchange(
+    protocol: &dyn RefreshProtocol,
+    agent: &ureq::Agent,
+    request: http::Request<Vec<u8>>,
+) -> RefreshOutcome {
     let mut response = match agent.run(request) {
         Ok(r) => r,
         Err(e) => return RefreshOutcome::Failed(network_error(&e)),

@@ -44,11 +44,8 @@ pub fn grant(server: &TestServer) -> OAuth2Grant {
 
 /// An API client speaking h2c, so thousands of concurrent requests share a few
 /// connections (the process may hold at most 20,000 open files).
-pub fn h2c() -> reqwest::Client {
-    reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap()
+pub fn h2c() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().http2_prior_knowledge()
 }
 
 pub fn token_set(t: &IssuedTokens) -> TokenSet {
@@ -158,14 +155,17 @@ impl std::io::Write for Capture {
     }
 }
 
-/// Installs the process-wide subscriber at `level`, writing into the returned capture.
-/// Once per test binary.
+/// Installs the process-wide subscriber at `level` for every target, writing into the
+/// returned capture, with thread ids (so the wire dumps of concurrent threads can be told
+/// apart). `init` also installs the `log` bridge, so the `log` records of reqwest and its
+/// stack are captured too. Once per test binary.
 pub fn capture_logs(level: tracing::Level) -> Capture {
     let capture = Capture::default();
     let writer = capture.clone();
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_ansi(false)
+        .with_thread_ids(true)
         .with_writer(move || writer.clone())
         .init();
     capture
