@@ -247,10 +247,7 @@ fn client(base: &str, store: RedisStore) -> reauth::reqwest::Client {
         ClientAuth::secret_basic("reauth-test", ClientSecret::new("s3cret")),
     )
     .expect("an endpoint");
-    let http = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .expect("an HTTP client");
+    let http = reqwest::Client::builder().http2_prior_knowledge();
     let config = Config::new(Origin::parse(base).expect("an origin"));
     reauth::reqwest::Client::builder(http, config)
         .oauth2(OAuth2Grant::refresh_token(endpoint))

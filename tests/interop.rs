@@ -28,7 +28,7 @@ const STORM_HOLD: Duration = Duration::from_millis(1000);
 // ---- The two adapters, each built in one place --------------------------------------
 
 fn reqwest_client(config: Config, grant: OAuth2Grant) -> reauth::reqwest::Client {
-    reauth::reqwest::Client::builder(reqwest::Client::new(), config)
+    reauth::reqwest::Client::builder(reqwest::Client::builder(), config)
         .oauth2(grant)
         .build()
         .unwrap()

@@ -92,10 +92,7 @@ fn grant(base: &str) -> OAuth2Grant {
 
 /// The async adapter over h2c, so that hundreds of requests share a few sockets.
 fn reqwest_client(base: &str, store: RedisStore) -> reauth::reqwest::Client {
-    let http = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let http = reqwest::Client::builder().http2_prior_knowledge();
     reauth::reqwest::Client::builder(http, config(base))
         .oauth2(grant(base))
         .store(store)
