@@ -25,6 +25,8 @@ mod next;
 mod open;
 mod redirect;
 mod seed;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use hub::{Drive, Hub, Io, Refresh, Work};
 pub use next::Next;

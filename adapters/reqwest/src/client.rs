@@ -1,9 +1,8 @@
 //! The client wrapper: reqwest's API, with the session in front of every request.
 
-use crate::drive::{Parts, Shared, Transport};
+use crate::drive::{Http, Shared, Transport};
 use crate::error::{BuildError, Error};
 use crate::middleware::AuthMiddleware;
-use crate::source::Source;
 use crate::template::Built;
 use futures_util::future::Either;
 use reauth_core::protocol::OAuth2Grant;
@@ -11,6 +10,7 @@ use reauth_core::{
     Config, Event, MemoryStore, RefreshError, RefreshProtocol, RefreshToken, Snapshot, StoreError,
     TokenSet, TokenStore,
 };
+use reauth_drive::tokio::Source;
 use reqwest::{IntoUrl, Method, Request, Response};
 use std::future::Future;
 use std::sync::Arc;
@@ -123,7 +123,7 @@ impl Client {
         request: Request,
     ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
         let direct = Direct(self.http.clone());
-        self.shared.clone().run(request, Built::Elsewhere, direct)
+        crate::drive::run(self.shared.clone(), request, Built::Elsewhere, direct)
     }
 
     /// Installs tokens from a login; queued requests resume with them.
@@ -317,15 +317,15 @@ impl ClientBuilder {
             .map_err(BuildError::Client)?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let opened = reauth_drive::open(config, &*store);
-        let shared = Shared::start(Parts {
-            session: opened.session,
-            store,
+        let allowed = opened.session.config().allowed_origins.clone();
+        let http_part = Http {
             source,
             token_http,
-            runtime,
             allow_insecure_http: self.allow_insecure_http,
+            allowed: allowed.into_boxed_slice(),
             max_redirects: self.max_redirects,
-        });
+        };
+        let shared = Shared::start(opened.session, store, http_part, &runtime);
         Ok(Client {
             shared,
             http,
@@ -400,7 +400,12 @@ impl RequestBuilder {
     pub fn send(self) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
         // The reqwest builder holds the reqwest client already: no second clone of it.
         match self.inner.build_split() {
-            (http, Ok(request)) => Either::Left(self.shared.run(request, self.built, Direct(http))),
+            (http, Ok(request)) => Either::Left(crate::drive::run(
+                self.shared,
+                request,
+                self.built,
+                Direct(http),
+            )),
             (_, Err(e)) => Either::Right(std::future::ready(Err(e.into()))),
         }
     }

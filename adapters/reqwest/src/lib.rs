@@ -20,11 +20,10 @@ mod drive;
 mod error;
 mod middleware;
 mod redirect;
-mod runtime;
 mod source;
 mod template;
 
 pub use client::{Client, ClientBuilder, RequestBuilder};
 pub use error::{BuildError, Error};
 pub use middleware::AuthMiddleware;
-pub use source::RefreshFuture;
+pub use reauth_drive::tokio::RefreshFuture;

@@ -86,8 +86,7 @@ impl Middleware for AuthMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let chain = Chain { next, extensions };
-        Arc::clone(&self.shared)
-            .run(req, Built::Elsewhere, chain)
+        crate::drive::run(Arc::clone(&self.shared), req, Built::Elsewhere, chain)
             .await
             .map_err(|e| match e {
                 Error::Http(e) => reqwest_middleware::Error::Reqwest(e),

@@ -16,63 +16,65 @@ use reqwest::{Response, Url};
 use std::sync::Once;
 use tracing::{trace, warn};
 
-impl Shared {
-    /// Follows the redirects that begin with `response`, hop by hop, up to the client's
-    /// limit. `attempt` is the credential of a chain that began on an allowed origin; a
-    /// chain that began without one stays without. Returns the last response and whether
-    /// its hop carried the credential (only then does its status say anything about the
-    /// token).
-    pub(crate) async fn follow(
-        &self,
-        attempt: Option<&Attempt>,
-        mut response: Response,
-        template: &Template,
-        transport: &mut impl Transport,
-    ) -> Result<(Response, bool), Error> {
-        let mut authorized = attempt.is_some();
-        let mut last: Option<Hop> = None;
-        let mut hops = 0;
-        loop {
-            let (method, url) = last
-                .as_ref()
-                .map_or((template.method(), template.url()), |h| (&h.method, &h.url));
-            let Some(hop) = next_hop(
-                Rules::Reqwest,
-                method,
-                url,
-                response.status(),
-                response.headers(),
-            ) else {
+/// Follows the redirects that begin with `response`, hop by hop, up to the client's
+/// limit. `attempt` is the credential of a chain that began on an allowed origin; a
+/// chain that began without one stays without. Returns the last response and whether
+/// its hop carried the credential (only then does its status say anything about the
+/// token).
+pub(crate) async fn follow(
+    shared: &Shared,
+    attempt: Option<&Attempt>,
+    mut response: Response,
+    template: &Template,
+    transport: &mut impl Transport,
+) -> Result<(Response, bool), Error> {
+    let mut authorized = attempt.is_some();
+    let mut last: Option<Hop> = None;
+    let mut hops = 0;
+    loop {
+        let (method, url) = last
+            .as_ref()
+            .map_or((template.method(), template.url()), |h| (&h.method, &h.url));
+        let Some(hop) = next_hop(
+            Rules::Reqwest,
+            method,
+            url,
+            response.status(),
+            response.headers(),
+        ) else {
+            break;
+        };
+        let Some(request) = template.hop(&hop) else {
+            trace!("reauth: a redirect that re-sends a streamed body is not followed");
+            break;
+        };
+        // With no limit, nothing is followed and the 3xx is the answer (reqwest's
+        // `Policy::none`); past a limit, an error (its `Policy::limited`).
+        if hops == shared.adapter.max_redirects {
+            if hops == 0 {
                 break;
-            };
-            let Some(request) = template.hop(&hop) else {
-                trace!("reauth: a redirect that re-sends a streamed body is not followed");
-                break;
-            };
-            // With no limit, nothing is followed and the 3xx is the answer (reqwest's
-            // `Policy::none`); past a limit, an error (its `Policy::limited`).
-            if hops == self.max_redirects {
-                if hops == 0 {
-                    break;
-                }
-                return Err(Error::TooManyRedirects {
-                    limit: self.max_redirects,
-                });
             }
-            hops += 1;
-            crate::drive::discard(response).await;
-            authorized =
-                attempt.is_some() && self.allowed.iter().any(|o| o.matches(&UrlTarget(&hop.url)));
-            trace!(hop = hops, authorized, "reauth following a redirect");
-            response = match attempt.filter(|_| authorized) {
-                Some(attempt) => send(attempt, request, transport).await?,
-                None => transport.send(request).await?,
-            };
-            came_from(&hop.url, &response)?;
-            last = Some(hop);
+            return Err(Error::TooManyRedirects {
+                limit: shared.adapter.max_redirects,
+            });
         }
-        Ok((response, authorized))
+        hops += 1;
+        crate::drive::discard(response).await;
+        authorized = attempt.is_some()
+            && shared
+                .adapter
+                .allowed
+                .iter()
+                .any(|o| o.matches(&UrlTarget(&hop.url)));
+        trace!(hop = hops, authorized, "reauth following a redirect");
+        response = match attempt.filter(|_| authorized) {
+            Some(attempt) => send(attempt, request, transport).await?,
+            None => transport.send(request).await?,
+        };
+        came_from(&hop.url, &response)?;
+        last = Some(hop);
     }
+    Ok((response, authorized))
 }
 
 /// Fails unless `response` came from `sent`, the URL its request was sent to. If not, the

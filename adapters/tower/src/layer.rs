@@ -1,10 +1,10 @@
 //! The layer, its service, and their builder.
 
 use crate::body::ReplayBody;
-use crate::drive::{Parts, Shared};
+use crate::drive::{Shared, Tower};
 use crate::error::BuildError;
 use crate::grpc::ResponseBody;
-use crate::source::{default_token_service, token_service, Source, TokenService};
+use crate::source::{default_token_service, token_service, TokenService};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
@@ -14,6 +14,7 @@ use reauth_core::{
     Config, Event, Generation, MemoryStore, Origin, RefreshError, RefreshProtocol, RefreshToken,
     Snapshot, StoreError, TokenSet, TokenStore,
 };
+use reauth_drive::tokio::Source;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -352,17 +353,15 @@ impl AuthLayerBuilder {
         config.seed = self.seed.unwrap_or_else(reauth_drive::random_seed);
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let opened = reauth_drive::open(config, &*store);
-        let shared = Shared::start(Parts {
-            session: opened.session,
-            store,
+        let tower = Tower {
             source,
             token_http: self.token_http.unwrap_or_else(default_token_service),
-            runtime,
             allow_insecure_http: self.allow_insecure_http,
             body_limit: self.body_limit,
             grpc: self.grpc,
             default_origin: self.default_origin,
-        });
+        };
+        let shared = Shared::start(opened.session, store, tower, &runtime);
         Ok(AuthLayer {
             shared,
             load_error: opened.load_error,

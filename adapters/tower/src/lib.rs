@@ -73,4 +73,4 @@ pub use body::ReplayBody;
 pub use error::{BuildError, Error};
 pub use grpc::ResponseBody;
 pub use layer::{AuthLayer, AuthLayerBuilder, AuthService, ResponseFuture, DEFAULT_BODY_LIMIT};
-pub use source::RefreshFuture;
+pub use reauth_drive::tokio::RefreshFuture;

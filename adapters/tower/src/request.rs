@@ -2,17 +2,16 @@
 //! refresh trigger wait and replay.
 
 use crate::body::{Prepared, ReplayBody};
-use crate::drive::{step, Shared, Step};
+use crate::drive::Shared;
 use crate::grpc::{ResponseBody, Watch};
 use crate::Error;
 use bytes::{Buf, Bytes};
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::BodyExt;
 use reauth_core::{Attempt, Origin, Target};
+use reauth_drive::tokio::{discard, step, Step};
 use reauth_drive::Next;
 use std::sync::Arc;
-use std::time::Duration;
 use tower::{BoxError, Service, ServiceExt};
 
 /// Sends `request` through the session on `inner` (which has answered ready once): the
@@ -33,7 +32,7 @@ where
 {
     let (parts, body) = request.into_parts();
     let mut current = shared.with_hub(|d, now| {
-        let admission = match &shared.default_origin {
+        let admission = match &shared.adapter.default_origin {
             Some(base) if parts.uri.authority().is_none() => d.begin_request(now, &Relative(base)),
             _ => d.begin_request(now, &parts.uri),
         };
@@ -48,7 +47,7 @@ where
             .map_err(Into::into)?;
         return Ok(response.map(|b| ResponseBody::new(b, None)));
     }
-    let mut body = Prepared::new(body, shared.body_limit);
+    let mut body = Prepared::new(body, shared.adapter.body_limit);
     let mut ready = true;
     loop {
         current = match current {
@@ -67,7 +66,10 @@ where
                 }
                 ready = false;
                 let response = inner.call(request).await.map_err(Into::into)?;
-                if !shared.trigger.fires(response.status(), response.headers()) {
+                if !shared
+                    .trigger()
+                    .fires(response.status(), response.headers())
+                {
                     // The common case, and what the session would answer: no lock.
                     return Ok(deliver(&shared, &attempt, response));
                 }
@@ -94,7 +96,7 @@ where
                 next
             }
             Step::Go(Next::Fail(e)) => return Err(Error::Auth(e).into()),
-            Step::Parked(w, rx) => Step::Go(shared.wait(w, rx).await?),
+            Step::Parked(w, rx) => Step::Go(shared.wait(w, rx).await.ok_or(Error::Disconnected)?),
             Step::Go(Next::SendAnonymous | Next::Deliver | Next::Wait(_)) => {
                 return Err(Error::Disconnected.into())
             }
@@ -107,36 +109,11 @@ fn deliver<R>(
     attempt: &Attempt,
     response: Response<R>,
 ) -> Response<ResponseBody<R>> {
-    let watch = shared.grpc.then(|| Watch {
+    let watch = shared.adapter.grpc.then(|| Watch {
         shared: shared.clone(),
         generation: attempt.generation(),
     });
     response.map(|b| ResponseBody::new(b, watch))
-}
-
-/// Reads and drops the body of a response that will not reach the caller (a 401 about to
-/// be replayed), bounded in size and time. Dropping it unread would reset its HTTP/2
-/// stream (a storm of resets makes h2 give up the connection); over HTTP/1.1 it would
-/// close the connection instead of reusing it.
-async fn discard<R: Body>(body: R)
-where
-    R::Data: Buf,
-{
-    const LIMIT: usize = 64 * 1024;
-    const PATIENCE: Duration = Duration::from_secs(1);
-    let mut body = Box::pin(body);
-    let drain = async {
-        let mut read = 0;
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Ok(data) = frame.into_data() {
-                read += data.remaining();
-                if read > LIMIT {
-                    break;
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(PATIENCE, drain).await;
 }
 
 /// A request without scheme and host (a tonic client over a `Channel`), taken to go to

@@ -1,30 +1,16 @@
-//! Where new tokens come from: an HTTP refresh protocol (OAuth2 or custom) sent through
-//! the layer's own token transport, or a closure.
-//!
-//! `Source` and `RefreshFuture` are a minimal copy of reauth-reqwest's `source.rs` with
-//! the HTTP call taken out (marked for reauth-drive: the enum, `closure`,
-//! `requires_refresh_token`, and the body-limit loop over `http_body` are the same in
-//! both). Only [`over_http`] is this adapter's own.
+//! The token transport and a refresh protocol's call over it (the rest of the refresh
+//! source is `reauth_drive::tokio::Source`).
 
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use reauth_core::protocol::{prepare_request, redirected};
-use reauth_core::{
-    RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken, TokenSet,
-};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+use reauth_core::{RefreshError, RefreshErrorKind, RefreshOutcome, RefreshProtocol, RefreshToken};
+use reauth_drive::tokio::read_limited;
 use std::time::SystemTime;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Service, ServiceExt};
-
-/// A boxed future returned by a refresh closure.
-pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<TokenSet, RefreshError>> + Send>>;
-
-type RefreshFn = dyn Fn(Option<RefreshToken>) -> RefreshFuture + Send + Sync;
 
 /// The transport to the token endpoint, type-erased.
 pub(crate) type TokenService = BoxCloneSyncService<
@@ -32,47 +18,6 @@ pub(crate) type TokenService = BoxCloneSyncService<
     http::Response<UnsyncBoxBody<Bytes, BoxError>>,
     BoxError,
 >;
-
-// Marked for reauth-drive: the same enum as reauth-reqwest's, over another transport.
-#[derive(Clone)]
-pub(crate) enum Source {
-    Protocol(Arc<dyn RefreshProtocol>),
-    Closure(Arc<RefreshFn>),
-}
-
-impl Source {
-    pub(crate) fn closure<F, Fut>(f: F) -> Self
-    where
-        F: Fn(Option<RefreshToken>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<TokenSet, RefreshError>> + Send + 'static,
-    {
-        Source::Closure(Arc::new(move |rt| Box::pin(f(rt))))
-    }
-
-    pub(crate) fn requires_refresh_token(&self) -> Option<bool> {
-        match self {
-            Source::Protocol(p) => Some(p.requires_refresh_token()),
-            Source::Closure(_) => None,
-        }
-    }
-
-    pub(crate) async fn refresh(
-        &self,
-        http: &TokenService,
-        refresh_token: Option<RefreshToken>,
-        allow_insecure_http: bool,
-    ) -> RefreshOutcome {
-        match self {
-            Source::Closure(f) => match f(refresh_token).await {
-                Ok(tokens) => RefreshOutcome::Success(tokens),
-                Err(e) => RefreshOutcome::Failed(e),
-            },
-            Source::Protocol(p) => {
-                over_http(p.as_ref(), http.clone(), refresh_token, allow_insecure_http).await
-            }
-        }
-    }
-}
 
 /// Boxes any token service: a hyper-util client with TLS, a tower stack, a test double.
 pub(crate) fn token_service<S, B>(service: S) -> TokenService
@@ -103,7 +48,8 @@ pub(crate) fn default_token_service() -> TokenService {
     token_service(client)
 }
 
-async fn over_http(
+/// One refresh with `protocol` over the token transport.
+pub(crate) async fn over_http(
     protocol: &dyn RefreshProtocol,
     http: TokenService,
     refresh_token: Option<RefreshToken>,
@@ -124,22 +70,11 @@ async fn over_http(
     if let Some(e) = redirected(status, response.headers()) {
         return RefreshOutcome::Failed(e);
     }
-    let (parts, mut body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let limit = protocol.max_response_bytes();
-    // Read at most limit + 1 bytes: enough for the parser to tell "too large".
-    let mut read = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return RefreshOutcome::Failed(network("the token response body was cut off"));
-        };
-        if let Ok(chunk) = frame.into_data() {
-            let room = (limit + 1).saturating_sub(read.len());
-            read.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if read.len() > limit {
-                break;
-            }
-        }
-    }
+    let Ok(read) = read_limited(body, limit).await else {
+        return RefreshOutcome::Failed(network("the token response body was cut off"));
+    };
     protocol.parse_response(status, &parts.headers, &read, SystemTime::now())
 }
 
