@@ -71,9 +71,22 @@ impl<A: Adapter> Shared<A> {
             adapter,
         });
         shared.start_timer(runtime);
+        shared.watch_store();
         // Taking the session up from the store may have left work (an expired token).
         shared.with_hub(|_, _| ());
         shared
+    }
+
+    /// Asks the store to tell the session of other writers' changes. The callback holds
+    /// the state weakly (the store lives inside it); called on the store's own thread,
+    /// its work goes to the runtime the timer runs on, as any task's does.
+    fn watch_store(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        self.store.watch(Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.with_hub(|d, now| d.session.handle_changed(now));
+            }
+        }));
     }
 
     /// The session's refresh trigger.
@@ -297,7 +310,9 @@ impl<A: Adapter> Io for Tasks<'_, A> {
 
     fn store(&self, id: StoreOpId, op: StoreCommand) {
         let shared = self.shared.clone();
-        if self.inline {
+        // A store that does not block (an in-memory one) is cheaper called here than
+        // handed to a blocking thread.
+        if self.inline || !shared.store.may_block() {
             let outcome = carry_out(&*shared.store, &op);
             shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
             return;
