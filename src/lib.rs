@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `reqwest` (default) | [`reqwest`](mod@crate::reqwest) | async adapter over reqwest 0.13 (re-exported) on tokio, incl. a `reqwest_middleware` 0.5 middleware |
 //! | `ureq` (default) | [`ureq`](mod@crate::ureq) | blocking adapter: an agent wrapper over ureq 3.1 (re-exported), plus a ureq middleware |
-//! | `tower` | [`tower`](mod@crate::tower) | tower layer for any tower HTTP service: hyper-util's client, a tonic `Channel` (with `tonic`: gRPC `UNAUTHENTICATED` as a 401, request bodies replayed up to a cap) |
+//! | `tower` | `reauth::tower` | tower layer for any tower HTTP service: hyper-util's client, a tonic `Channel` (with `tonic`: gRPC `UNAUTHENTICATED` as a 401, request bodies replayed up to a cap) |
 //! | `file-store` (default) | [`FileStore`] | tokens in a file across restarts; processes sharing it refresh one at a time |
 //! | `keyring` | `KeyringStore` | tokens in the platform's credential store (Keychain, Credential Manager, keyutils, Android); `keyring_core` re-exported |
 //! | `redis` | `RedisStore` | the session record in Redis (the `reauth-redis` crate; redis-rs re-exported as `reauth::redis`): replicas on many machines refresh once per expiry; Redis away, each process goes on with its tokens |

@@ -109,7 +109,7 @@ pub enum GrantKind {
 
 /// An RFC 6749 token endpoint used as a [`RefreshProtocol`]. Everything the endpoint
 /// carries goes on both grants: its scope, RFC 8707 resource indicators, an audience, extra
-/// form parameters and headers (see [`TokenEndpoint`](crate::oauth2::TokenEndpoint)).
+/// form parameters and headers (see [`TokenEndpoint`]).
 ///
 /// ```
 /// use reauth_core::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
