@@ -9,7 +9,11 @@
 //! cargo run --release --example fleet                 # 4 replicas x 250 requests
 //! cargo run --release --example fleet -- --k 8 --n 1000
 //! cargo run --release --example fleet -- --json       # one line of JSON
+//! cargo run --release --example fleet -- --store memory --k 1 --n 1000
 //! ```
+//!
+//! `--store memory` is the baseline the fleet benchmark compares against: one replica
+//! with the default memory store, handed the login on its stdin; no Redis.
 //!
 //! Needs `redis-server` on PATH (Debian: `apt-get install redis-server`).
 
@@ -18,7 +22,7 @@ mod redis_server;
 
 use reauth::oauth2::{ClientAuth, ClientSecret, TokenEndpoint};
 use reauth::protocol::OAuth2Grant;
-use reauth::{AccessToken, Config, Entry, Expect, Lineage, Origin, Record, RefreshToken};
+use reauth::{AccessToken, Config, Entry, Expect, Lineage, Origin, Record, RefreshToken, TokenSet};
 use reauth::{SavedTokens, TokenStore};
 // The same item as `reauth::RedisStore` (feature `redis`).
 use reauth_redis::{redis, RedisStore};
@@ -27,15 +31,19 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-const USAGE: &str = "usage: fleet [--k REPLICAS] [--n REQUESTS] [--json]";
+const USAGE: &str = "usage: fleet [--k REPLICAS] [--n REQUESTS] [--store redis|memory] [--json]";
 /// Set in a replica's environment: its role, and where the servers are.
 const REPLICA_ENV: &str = "REAUTH_FLEET_EXAMPLE_REPLICA";
 const SESSION: &str = "fleet-example";
+/// In a replica's environment instead of a Redis URL: use a memory store.
+const MEMORY: &str = "memory";
 
 struct Args {
     k: usize,
     n: usize,
     json: bool,
+    /// One replica with a memory store instead of a fleet over Redis.
+    memory: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
         k: 4,
         n: 250,
         json: false,
+        memory: false,
     };
     let mut it = std::env::args().skip(1);
     let number = |v: Option<String>, what: &str, max: usize| -> Result<usize, String> {
@@ -57,9 +66,17 @@ fn parse_args() -> Result<Args, String> {
             "--k" => args.k = number(it.next(), "--k", 32)?,
             "--n" => args.n = number(it.next(), "--n", 10_000)?,
             "--json" => args.json = true,
+            "--store" => match it.next().as_deref() {
+                Some("redis") => args.memory = false,
+                Some("memory") => args.memory = true,
+                _ => return Err(format!("--store needs redis or memory\n{USAGE}")),
+            },
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
+    }
+    if args.memory && args.k != 1 {
+        return Err("--store memory: a memory store is not shared, so --k must be 1".into());
     }
     Ok(args)
 }
@@ -75,15 +92,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if redis_server::find().is_none() {
-        eprintln!(
-            "fleet: redis-server is not on PATH; install it (Debian: apt-get install \
-             redis-server) and run again"
-        );
-        return ExitCode::from(2);
-    }
-    let Some(redis) = redis_server::RedisServer::start() else {
-        return ExitCode::from(2);
+    let redis = if args.memory {
+        None
+    } else {
+        if redis_server::find().is_none() {
+            eprintln!(
+                "fleet: redis-server is not on PATH; install it (Debian: apt-get install \
+                 redis-server) and run again"
+            );
+            return ExitCode::from(2);
+        }
+        let Some(redis) = redis_server::RedisServer::start() else {
+            return ExitCode::from(2);
+        };
+        Some(redis)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -93,7 +115,8 @@ fn main() -> ExitCode {
     let server = rt
         .block_on(TestServer::start(ServerConfig::default()))
         .expect("the token server starts");
-    let code = run(&args, &server, &redis.url());
+    let redis_url = redis.as_ref().map_or(MEMORY.to_owned(), |r| r.url());
+    let code = run(&args, &server, &redis_url);
     rt.block_on(server.shutdown());
     code
 }
@@ -122,7 +145,17 @@ fn log_in(server: &TestServer, redis_url: &str) {
 }
 
 fn run(args: &Args, server: &TestServer, redis_url: &str) -> ExitCode {
-    log_in(server, redis_url);
+    // With a memory store the replica is handed the login on its stdin instead.
+    let handed = if args.memory {
+        let t = server.issue_tokens();
+        Some(format!(
+            "{} {} {}\n",
+            t.access_token, t.refresh_token, t.expires_in
+        ))
+    } else {
+        log_in(server, redis_url);
+        None
+    };
     server.expire_access_tokens();
     server.reset_stats();
     let exe = std::env::current_exe().expect("this program's path");
@@ -141,6 +174,14 @@ fn run(args: &Args, server: &TestServer, redis_url: &str) -> ExitCode {
             (child, lines)
         })
         .collect();
+    if let Some(login) = &handed {
+        for (child, _) in &mut replicas {
+            let stdin = child.stdin.as_mut().expect("its stdin");
+            let _ = stdin
+                .write_all(login.as_bytes())
+                .and_then(|()| stdin.flush());
+        }
+    }
     // Every replica has read the (expired) tokens from Redis before the storm.
     for (_, lines) in &mut replicas {
         let ready = lines.next().and_then(Result::ok);
@@ -172,12 +213,14 @@ fn run(args: &Args, server: &TestServer, redis_url: &str) -> ExitCode {
     if args.json {
         let line = serde_json::json!({
             "example": "fleet",
+            "store": if args.memory { "memory" } else { "redis" },
             "replicas": args.k,
             "requests_per_replica": args.n,
             "succeeded": ok,
             "token_endpoint_calls": stats.token_calls,
             "reuse_detections": stats.reuse_detections,
             "wall_ms": wall.as_millis() as u64,
+            "wall_us": wall.as_micros() as u64,
             "replica_ms": results.iter().map(|r| r.2).collect::<Vec<_>>(),
         });
         println!("{line}");
@@ -217,7 +260,25 @@ fn replica(spec: &str) -> ExitCode {
         .build()
         .expect("a tokio runtime");
     rt.block_on(async {
-        let client = client(base, store(redis_url));
+        let client = if redis_url == MEMORY {
+            let client = client(base, None);
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            let mut words = line.split_whitespace();
+            let (Some(access), Some(refresh), Some(expires_in)) =
+                (words.next(), words.next(), words.next())
+            else {
+                return;
+            };
+            client.login(
+                TokenSet::new(AccessToken::new(access).expect("a token"))
+                    .with_refresh_token(RefreshToken::new(refresh).expect("a token"))
+                    .with_expires_in(Duration::from_secs(expires_in.parse().unwrap_or(3600))),
+            );
+            client
+        } else {
+            client(base, Some(store(redis_url)))
+        };
         println!("ready");
         let mut line = String::new();
         let _ = std::io::stdin().read_line(&mut line);
@@ -240,8 +301,9 @@ fn replica(spec: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The async adapter over h2c (hundreds of requests on a few sockets) with the store.
-fn client(base: &str, store: RedisStore) -> reauth::reqwest::Client {
+/// The async adapter over h2c (hundreds of requests on a few sockets) with the store
+/// (none: the default memory store).
+fn client(base: &str, store: Option<RedisStore>) -> reauth::reqwest::Client {
     let endpoint = TokenEndpoint::new(
         format!("{base}/oauth/token").parse().expect("a URL"),
         ClientAuth::secret_basic("reauth-test", ClientSecret::new("s3cret")),
@@ -249,9 +311,12 @@ fn client(base: &str, store: RedisStore) -> reauth::reqwest::Client {
     .expect("an endpoint");
     let http = reqwest::Client::builder().http2_prior_knowledge();
     let config = Config::new(Origin::parse(base).expect("an origin"));
-    reauth::reqwest::Client::builder(http, config)
-        .oauth2(OAuth2Grant::refresh_token(endpoint))
-        .store(store)
-        .build()
-        .expect("a client")
+    let builder =
+        reauth::reqwest::Client::builder(http, config).oauth2(OAuth2Grant::refresh_token(endpoint));
+    match store {
+        Some(store) => builder.store(store),
+        None => builder,
+    }
+    .build()
+    .expect("a client")
 }
