@@ -126,6 +126,19 @@ impl Shared {
         result
     }
 
+    /// Asks the store to tell the session of other writers' changes. The callback holds
+    /// the state weakly (the store lives inside it); the work it causes (a re-read, an
+    /// adoption, waking parked threads) runs on the store's own thread, as a mutator's
+    /// runs on its caller's.
+    pub(crate) fn watch_store(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        self.store.watch(Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.with_hub(|d, now| d.session.handle_changed(now));
+            }
+        }));
+    }
+
     pub(crate) fn subscribe(&self) -> Receiver<Event> {
         self.events.subscribe()
     }
