@@ -29,7 +29,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn client(server: &TestServer, http: reqwest::Client, store: impl TokenStore + 'static) -> Client {
+fn client(server: &TestServer, store: impl TokenStore + 'static) -> Client {
+    // The adapter owns its client (it follows redirects itself): one h2c connection each.
+    let http = reqwest::Client::builder().http2_prior_knowledge();
     let endpoint = TokenEndpoint::new(
         server.token_url().parse().unwrap(),
         ClientAuth::secret_basic("reauth-test", ClientSecret::new("s3cret")),
@@ -89,16 +91,11 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let server = TestServer::start(ServerConfig::default()).await.unwrap();
-        let http = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .build()
-            .unwrap();
-        // One reqwest client under both, so both share one h2c connection.
-        let memory = client(&server, http.clone(), reauth_core::MemoryStore::new());
+        let memory = client(&server, reauth_core::MemoryStore::new());
         let store = RedisStore::builder(redis.client(), "bench")
             .connect()
             .unwrap();
-        let redis_client = client(&server, http, store);
+        let redis_client = client(&server, store);
         let url = server.api_url("items/1");
         if let Ok(side) = std::env::var("REAUTH_BENCH_ONLY") {
             let c = if side == "redis" {
