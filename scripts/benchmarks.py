@@ -321,7 +321,8 @@ def main():
         "## Redis store",
         "",
         f"Fast path of the async adapter with a `RedisStore` against the memory store, "
-        f"{rf['concurrency']} concurrent workers on one shared h2c connection, {rf['processes']} processes of "
+        f"{rf['concurrency']} concurrent workers, each client on its own h2c connection (the adapter builds its "
+        f"own reqwest client), {rf['processes']} processes of "
         f"{rf['rounds']} interleaved rounds of {rf['requests_per_round']:,} requests (the process with the median ratio):",
         "",
         "| store | requests/s |",
