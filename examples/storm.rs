@@ -274,14 +274,17 @@ fn print_human(s: &Summary, fault: Option<&Fault>, adapter: &str) {
     }
     println!("  succeeded            {:>8}", s.ok);
     println!("  failed               {:>8}", s.errors);
-    // Fewer than the requests: those admitted after the first 401 wait, unsent.
+    // Often fewer than the requests: those admitted after the first 401 wait, unsent
+    // (none do when every request is on the wire before the first 401 comes back).
     let waited = u64::try_from(s.requests)
         .unwrap_or(u64::MAX)
         .saturating_sub(s.api_401s);
-    println!(
-        "  401s seen by the API {:>8}   (the other {waited} waited for the refresh, unsent)",
-        s.api_401s
-    );
+    let unsent = if waited > 0 {
+        format!("   (the other {waited} waited for the refresh, unsent)")
+    } else {
+        String::new()
+    };
+    println!("  401s seen by the API {:>8}{unsent}", s.api_401s);
     let note = match s.token_requests {
         1 => "<- one refresh for the whole storm".to_string(),
         n if n > 1 && fault.is_some() => format!(
