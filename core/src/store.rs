@@ -125,7 +125,8 @@ pub trait TokenStore: Send + Sync {
 
     /// Asks the store to call `changed` whenever another writer may have changed the
     /// record (a Redis store's pub/sub, say), for as long as the store lives. Adapters
-    /// call it once and turn each call into
+    /// call it once, before their start-up [`read`](Self::read) (so a store that returns
+    /// from `watch` already listening misses no write in between), and turn each call into
     /// [`Session::handle_changed`](crate::Session::handle_changed). A notification may
     /// come late, twice or never: it only makes the session re-read sooner, so a store
     /// may drop them under load. Returns false if the store cannot tell, which is the

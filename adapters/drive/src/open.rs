@@ -1,8 +1,10 @@
-//! The store as the session's commands use it: the start-up read, and one operation.
+//! The store as the session's commands use it: the start-up watch and read, and one
+//! operation.
 
 use reauth_core::{
-    Config, Session, StoreCommand, StoreError, StoreOutcome, StoreReply, TokenStore,
+    Changed, Config, Session, StoreCommand, StoreError, StoreOutcome, StoreReply, TokenStore,
 };
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 use tracing::warn;
 
@@ -14,11 +16,21 @@ pub struct Opened {
     pub session: Session,
     /// Why the store could not be read, if it could not: the session starts empty.
     pub load_error: Option<StoreError>,
+    /// The store's change notifications, asked for before the read.
+    pub changes: Changes,
 }
 
-/// Reads the store once and takes up what it holds (without writing it back). An
-/// unreadable store is no tokens: the session starts empty and says why.
+/// Asks the store for change notifications, then reads it once and takes up what it
+/// holds (without writing it back). An unreadable store is no tokens: the session starts
+/// empty and says why.
+///
+/// Watching first means a write by another process is either in the read or heard
+/// afterwards, never lost between the two; what is heard before the adapter's state
+/// exists waits in [`Changes`] until [`Changes::attach`].
 pub fn open(config: Config, store: &dyn TokenStore) -> Opened {
+    let changes = Changes::default();
+    let early = changes.clone();
+    store.watch(Arc::new(move || early.tell()));
     let mut session = Session::new(config);
     let load_error = match store.read() {
         Ok(record) => {
@@ -33,6 +45,63 @@ pub fn open(config: Config, store: &dyn TokenStore) -> Opened {
     Opened {
         session,
         load_error,
+        changes,
+    }
+}
+
+/// A store's change notifications, heard from the start-up read on: held until the
+/// adapter attaches its handler, then handed straight to it.
+#[derive(Clone, Default)]
+pub struct Changes {
+    to: Arc<Mutex<To>>,
+}
+
+#[derive(Default)]
+enum To {
+    /// Nobody to tell yet, and nothing heard.
+    #[default]
+    Nobody,
+    /// Nobody to tell yet, and something heard.
+    Heard,
+    Handler(Changed),
+}
+
+impl Changes {
+    /// From now on, every notification calls `changed`; one heard before is handed over
+    /// at once, on the caller's thread.
+    pub fn attach(&self, changed: Changed) {
+        let heard = {
+            let mut to = self.to.lock().unwrap_or_else(PoisonError::into_inner);
+            matches!(
+                std::mem::replace(&mut *to, To::Handler(changed.clone())),
+                To::Heard
+            )
+        };
+        if heard {
+            changed();
+        }
+    }
+
+    fn tell(&self) {
+        let handler = {
+            let mut to = self.to.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*to {
+                To::Handler(changed) => Some(changed.clone()),
+                _ => {
+                    *to = To::Heard;
+                    None
+                }
+            }
+        };
+        if let Some(changed) = handler {
+            changed();
+        }
+    }
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes").finish_non_exhaustive()
     }
 }
 

@@ -325,7 +325,7 @@ impl ClientBuilder {
             allowed: allowed.into_boxed_slice(),
             max_redirects: self.max_redirects,
         };
-        let shared = Shared::start(opened.session, store, http_part, &runtime);
+        let shared = Shared::start(opened.session, &opened.changes, store, http_part, &runtime);
         Ok(Client {
             shared,
             http,

@@ -361,7 +361,7 @@ impl AuthLayerBuilder {
             grpc: self.grpc,
             default_origin: self.default_origin,
         };
-        let shared = Shared::start(opened.session, store, tower, &runtime);
+        let shared = Shared::start(opened.session, &opened.changes, store, tower, &runtime);
         Ok(AuthLayer {
             shared,
             load_error: opened.load_error,

@@ -355,7 +355,7 @@ impl AgentBuilder {
             http: self.http,
             allow_insecure_http: self.allow_insecure_http,
         }));
-        shared.watch_store();
+        shared.watch_store(&opened.changes);
         // Taking the session up from the store may have left work (an expired token).
         shared.with_hub(|_, _| ());
         Ok(Agent {

@@ -19,7 +19,7 @@ use reauth_core::{
     Attempt, Event, Origin, RefreshError, RefreshErrorKind, RefreshId, RefreshOutcome,
     RefreshTrigger, Session, StoreCommand, StoreOpId, TokenStore, WaiterId,
 };
-use reauth_drive::{carry_out, Drive, Hub, Io, Next, Refresh};
+use reauth_drive::{carry_out, Changes, Drive, Hub, Io, Next, Refresh};
 use std::io::Read;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -126,13 +126,13 @@ impl Shared {
         result
     }
 
-    /// Asks the store to tell the session of other writers' changes. The callback holds
-    /// the state weakly (the store lives inside it); the work it causes (a re-read, an
-    /// adoption, waking parked threads) runs on the store's own thread, as a mutator's
-    /// runs on its caller's.
-    pub(crate) fn watch_store(self: &Arc<Self>) {
+    /// Hands other writers' changes to the session. The handler holds the state weakly
+    /// (the store lives inside it); the work it causes (a re-read, an adoption, waking
+    /// parked threads) runs on the store's own thread, as a mutator's runs on its
+    /// caller's.
+    pub(crate) fn watch_store(self: &Arc<Self>, changes: &Changes) {
         let weak = Arc::downgrade(self);
-        self.store.watch(Arc::new(move || {
+        changes.attach(Arc::new(move || {
             if let Some(shared) = weak.upgrade() {
                 shared.with_hub(|d, now| d.session.handle_changed(now));
             }

@@ -45,9 +45,11 @@
 //! Once an adapter asks ([`TokenStore::watch`]), a thread of the store listens on a
 //! connection of its own and tells the session, which re-reads: a replica waiting for
 //! another's refresh adopts the new tokens as soon as they are written, not at its next
-//! poll, and a logout on one replica reaches the others without a request of theirs. A
-//! lost notification (the listener reconnecting) costs only time: the session's own
-//! polling and its next refresh still see every change.
+//! poll, and a logout on one replica reaches the others without a request of theirs. The
+//! adapters watch before their start-up read, and the first watch waits (up to the connect
+//! timeout) for the subscription, so no write falls between the two. A lost notification
+//! (the listener reconnecting) costs only time: after each later subscription the sessions
+//! re-read once, and their own polling and next refresh still see every change.
 //!
 //! ## When Redis fails
 //!

@@ -1,12 +1,16 @@
 //! Change notifications: every written record is published on the session's channel by
 //! the swap script, and one thread per store listens on its own connection and tells the
 //! sessions watching it. A notification only makes a session re-read sooner, so one lost
-//! while the listener reconnects costs nothing but time; after each subscription the
-//! listener tells its sessions once, in case a write went by unheard.
+//! while the listener reconnects costs nothing but time.
+//!
+//! The first watch waits (up to the connect timeout) for the subscription, so a session
+//! that reads its record after asking to watch misses no write. A later subscription
+//! (after a reconnect, or a first one that came too late) tells the sessions once, in
+//! case a write went by unheard.
 
 use reauth_core::Changed;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -25,6 +29,9 @@ pub(crate) struct Watchers {
 struct Shared {
     callbacks: Mutex<Vec<Changed>>,
     started: AtomicBool,
+    /// The first subscription, as the first watch waits for it.
+    first: Mutex<First>,
+    subscribed: Condvar,
     /// Set when the store is dropped: the listener ends within [`LOOK_UP`].
     stop: AtomicBool,
 }
@@ -37,7 +44,54 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// Where the first subscription stands.
+#[derive(Default, PartialEq)]
+enum First {
+    /// The first watch waits for it.
+    #[default]
+    Awaited,
+    /// Made while the first watch waited: nothing to tell.
+    Made,
+    /// The first watch stopped waiting: the sessions read without it, so the
+    /// subscription tells them once, as a later one would.
+    GivenUp,
+}
+
 impl Shared {
+    /// After each subscription: tells the sessions, unless the first watch is waiting
+    /// for this one (its session reads the record afterwards).
+    fn on_subscribed(&self) {
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        if *first == First::Awaited {
+            *first = First::Made;
+            self.subscribed.notify_all();
+        } else {
+            drop(first);
+            self.tell();
+        }
+    }
+
+    /// The first try failed: the first watch stops waiting.
+    fn first_failed(&self) {
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        if *first == First::Awaited {
+            *first = First::GivenUp;
+            self.subscribed.notify_all();
+        }
+    }
+
+    /// Waits up to `timeout` for the first subscription, or for its failure.
+    fn await_first(&self, timeout: Duration) {
+        let first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut first, _) = self
+            .subscribed
+            .wait_timeout_while(first, timeout, |f| *f == First::Awaited)
+            .unwrap_or_else(PoisonError::into_inner);
+        if *first == First::Awaited {
+            *first = First::GivenUp;
+        }
+    }
+
     fn tell(&self) {
         let callbacks = self
             .callbacks
@@ -55,8 +109,9 @@ impl Shared {
 }
 
 impl Watchers {
-    /// Adds `changed`, and starts the listener on `channel` if it is not running. False
-    /// if no thread could be started (the session then polls, as without notifications).
+    /// Adds `changed`, and starts the listener on `channel` if it is not running, waiting
+    /// up to `connect_timeout` for its subscription. False if no thread could be started
+    /// (the session then polls, as without notifications).
     pub(crate) fn add(
         &self,
         changed: Changed,
@@ -78,8 +133,11 @@ impl Watchers {
             .spawn(move || listen(&shared, &client, &channel, connect_timeout));
         if spawned.is_err() {
             self.shared.started.store(false, Ordering::Release);
+            return false;
         }
-        spawned.is_ok()
+        // Connecting, then one round trip to subscribe.
+        self.shared.await_first(connect_timeout.saturating_mul(2));
+        true
     }
 
     /// Ends the listener (when the store is dropped).
@@ -93,6 +151,7 @@ fn listen(shared: &Shared, client: &redis::Client, channel: &str, connect_timeou
         // Only an error ends a subscription; what it was does not matter here: the store's
         // own operations report Redis being away.
         let _ = subscribed(shared, client, channel, connect_timeout);
+        shared.first_failed();
         let mut waited = Duration::ZERO;
         while waited < RECONNECT && !shared.stopped() {
             thread::sleep(LOOK_UP.min(RECONNECT - waited));
@@ -113,7 +172,7 @@ fn subscribed(
     let mut pubsub = connection.as_pubsub();
     pubsub.subscribe(channel)?;
     pubsub.set_read_timeout(Some(LOOK_UP))?;
-    shared.tell();
+    shared.on_subscribed();
     while !shared.stopped() {
         match pubsub.get_message() {
             Ok(_) => shared.tell(),

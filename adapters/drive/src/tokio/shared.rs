@@ -2,7 +2,7 @@
 //! operations and refreshes spawned on a runtime, the timer task, parked requests.
 
 use super::runtime::Runtimes;
-use crate::{carry_out, Drive, Hub, Io, Next, Refresh};
+use crate::{carry_out, Changes, Drive, Hub, Io, Next, Refresh};
 use reauth_core::{
     Attempt, Event, RefreshError, RefreshErrorKind, RefreshOutcome, RefreshToken, RefreshTrigger,
     Session, StoreCommand, StoreError, StoreOpId, TokenStore, WaiterId,
@@ -50,9 +50,11 @@ pub struct Shared<A> {
 }
 
 impl<A: Adapter> Shared<A> {
-    /// Shares `session` and starts its timer task on `runtime`.
+    /// Shares `session` and starts its timer task on `runtime`; `changes` (asked for
+    /// when the session was opened) reach the session from here on.
     pub fn start(
         session: Session,
+        changes: &Changes,
         store: Arc<dyn TokenStore>,
         adapter: A,
         runtime: &Handle,
@@ -71,18 +73,18 @@ impl<A: Adapter> Shared<A> {
             adapter,
         });
         shared.start_timer(runtime);
-        shared.watch_store();
+        shared.watch_store(changes);
         // Taking the session up from the store may have left work (an expired token).
         shared.with_hub(|_, _| ());
         shared
     }
 
-    /// Asks the store to tell the session of other writers' changes. The callback holds
-    /// the state weakly (the store lives inside it); called on the store's own thread,
-    /// its work goes to the runtime the timer runs on, as any task's does.
-    fn watch_store(self: &Arc<Self>) {
+    /// Hands other writers' changes to the session. The handler holds the state weakly
+    /// (the store lives inside it); called on the store's own thread, its work goes to
+    /// the runtime the timer runs on, as any task's does.
+    fn watch_store(self: &Arc<Self>, changes: &Changes) {
         let weak = Arc::downgrade(self);
-        self.store.watch(Arc::new(move || {
+        changes.attach(Arc::new(move || {
             if let Some(shared) = weak.upgrade() {
                 shared.with_hub(|d, now| d.session.handle_changed(now));
             }
