@@ -294,7 +294,9 @@ pub use protocol::RefreshProtocol;
 pub use record::{Entry, Expect, Lease, LeaseId, Lineage, Record, Swap, Tombstone};
 pub use retry_after::parse_retry_after;
 pub use state::{Phase, Snapshot};
-pub use store::{Changed, MemoryStore, StoreError, StoreErrorKind, TokenStore};
+pub use store::{
+    AsyncTokenStore, Changed, MemoryStore, StoreError, StoreErrorKind, StoreFuture, TokenStore,
+};
 pub use token::{
     AccessToken, InvalidToken, RefreshToken, SavedTokens, StoredTokens, TokenSet, MAX_LIFETIME,
 };

@@ -10,6 +10,8 @@
 
 use crate::record::{Expect, Lease, LeaseId, Lineage, Record, Swap};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -143,10 +145,84 @@ pub trait TokenStore: Send + Sync {
     fn may_block(&self) -> bool {
         true
     }
+
+    /// The same operations as futures, if the store has an async client for its I/O
+    /// (Redis on a tokio connection). The async adapters then await them on their runtime
+    /// instead of calling the blocking ones on a blocking thread; the blocking ones stay
+    /// for the start-up read, for calls made outside a runtime, and for the blocking
+    /// adapter. The default is none.
+    fn as_async(&self) -> Option<&dyn AsyncTokenStore> {
+        None
+    }
 }
 
 /// What [`TokenStore::watch`] calls when the record may have changed.
 pub type Changed = Arc<dyn Fn() + Send + Sync>;
+
+/// What an [`AsyncTokenStore`] operation returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The primitives of a [`TokenStore`] as futures, offered through
+/// [`TokenStore::as_async`]. Each means exactly what its blocking twin means, and must
+/// end: bound it by the store's own timeouts, as the blocking ones are. The session never
+/// sees which of the two ran.
+///
+/// ```
+/// use reauth_core::{
+///     AsyncTokenStore, Expect, Lease, LeaseId, Lineage, MemoryStore, Record, StoreError,
+///     StoreFuture, Swap, TokenStore,
+/// };
+/// use std::time::Duration;
+///
+/// /// Stands for a store with an async client; here the memory store's answers.
+/// #[derive(Default)]
+/// struct Awaited(MemoryStore);
+///
+/// impl AsyncTokenStore for Awaited {
+///     fn read(&self) -> StoreFuture<'_, Option<Record>> {
+///         Box::pin(async move { self.0.read() })
+///     }
+///     fn compare_and_swap<'a>(&'a self, expect: Expect, record: &'a Record) -> StoreFuture<'a, Swap> {
+///         Box::pin(async move { self.0.compare_and_swap(expect, record) })
+///     }
+///     fn lease(&self, lineage: Lineage, ttl: Duration) -> StoreFuture<'_, Lease> {
+///         Box::pin(async move { self.0.lease(lineage, ttl) })
+///     }
+///     fn release(&self, lineage: Lineage, lease: LeaseId) -> StoreFuture<'_, ()> {
+///         Box::pin(async move { self.0.release(lineage, lease) })
+///     }
+/// }
+///
+/// impl TokenStore for Awaited {
+///     fn read(&self) -> Result<Option<Record>, StoreError> { self.0.read() }
+///     fn compare_and_swap(&self, expect: Expect, record: &Record) -> Result<Swap, StoreError> {
+///         self.0.compare_and_swap(expect, record)
+///     }
+///     fn lease(&self, lineage: Lineage, ttl: Duration) -> Result<Lease, StoreError> {
+///         self.0.lease(lineage, ttl)
+///     }
+///     fn release(&self, lineage: Lineage, lease: LeaseId) -> Result<(), StoreError> {
+///         self.0.release(lineage, lease)
+///     }
+///     fn as_async(&self) -> Option<&dyn AsyncTokenStore> {
+///         Some(self)
+///     }
+/// }
+/// # assert!(Awaited::default().as_async().is_some());
+/// ```
+pub trait AsyncTokenStore: Send + Sync {
+    /// [`TokenStore::read`], awaited.
+    fn read(&self) -> StoreFuture<'_, Option<Record>>;
+
+    /// [`TokenStore::compare_and_swap`], awaited.
+    fn compare_and_swap<'a>(&'a self, expect: Expect, record: &'a Record) -> StoreFuture<'a, Swap>;
+
+    /// [`TokenStore::lease`], awaited.
+    fn lease(&self, lineage: Lineage, ttl: Duration) -> StoreFuture<'_, Lease>;
+
+    /// [`TokenStore::release`], awaited.
+    fn release(&self, lineage: Lineage, lease: LeaseId) -> StoreFuture<'_, ()>;
+}
 
 /// A shared store is a store: keep an `Arc` to inspect it while a client uses it.
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -172,6 +248,10 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
 
     fn may_block(&self) -> bool {
         (**self).may_block()
+    }
+
+    fn as_async(&self) -> Option<&dyn AsyncTokenStore> {
+        (**self).as_async()
     }
 }
 

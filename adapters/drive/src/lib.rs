@@ -30,7 +30,7 @@ pub mod tokio;
 
 pub use hub::{Drive, Hub, Io, Refresh, Work};
 pub use next::Next;
-pub use open::{carry_out, open, Changes, Opened};
+pub use open::{carry_out, carry_out_async, open, Changes, Opened};
 pub use redirect::{is_redirect, next_hop, resolve, Hop, Rules, UrlTarget};
 pub use seed::random_seed;
 

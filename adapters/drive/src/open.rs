@@ -2,7 +2,8 @@
 //! operation.
 
 use reauth_core::{
-    Changed, Config, Session, StoreCommand, StoreError, StoreOutcome, StoreReply, TokenStore,
+    AsyncTokenStore, Changed, Config, Record, Session, StoreCommand, StoreError, StoreOutcome,
+    StoreReply, StoredTokens, TokenStore,
 };
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
@@ -111,17 +112,42 @@ pub fn carry_out(store: &dyn TokenStore, op: &StoreCommand) -> StoreOutcome {
     match op {
         StoreCommand::Lease { lineage, ttl } => store.lease(*lineage, *ttl).map(StoreReply::Lease),
         StoreCommand::Read => store.read().map(StoreReply::Read),
-        StoreCommand::Write { expect, record } => {
-            let saved = (**record).clone().saved(Instant::now(), SystemTime::now());
-            store
-                .compare_and_swap(*expect, &saved)
-                .map(StoreReply::Swap)
-        }
+        StoreCommand::Write { expect, record } => store
+            .compare_and_swap(*expect, &saved(record))
+            .map(StoreReply::Swap),
         StoreCommand::Release { lineage, lease } => store
             .release(*lineage, *lease)
             .map(|()| StoreReply::Released),
-        other => Err(StoreError::new(format!(
-            "this adapter does not know the store operation {other:?}"
-        ))),
+        other => Err(unknown(other)),
     }
+}
+
+/// [`carry_out`], awaited on a store's async operations.
+pub async fn carry_out_async(store: &dyn AsyncTokenStore, op: &StoreCommand) -> StoreOutcome {
+    match op {
+        StoreCommand::Lease { lineage, ttl } => {
+            store.lease(*lineage, *ttl).await.map(StoreReply::Lease)
+        }
+        StoreCommand::Read => store.read().await.map(StoreReply::Read),
+        StoreCommand::Write { expect, record } => store
+            .compare_and_swap(*expect, &saved(record))
+            .await
+            .map(StoreReply::Swap),
+        StoreCommand::Release { lineage, lease } => store
+            .release(*lineage, *lease)
+            .await
+            .map(|()| StoreReply::Released),
+        other => Err(unknown(other)),
+    }
+}
+
+/// The record as stored: its expiry turned into wall-clock time.
+fn saved(record: &Record<StoredTokens>) -> Record {
+    record.clone().saved(Instant::now(), SystemTime::now())
+}
+
+fn unknown(op: &StoreCommand) -> StoreError {
+    StoreError::new(format!(
+        "this adapter does not know the store operation {op:?}"
+    ))
 }

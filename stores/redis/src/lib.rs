@@ -8,6 +8,13 @@
 //! between them: one holds the lease and refreshes, the others wait, re-read and adopt
 //! the new tokens; a logout anywhere is a tombstone everyone sees.
 //!
+//! Both kinds of adapter are served by redis-rs: the blocking one (ureq) calls the store
+//! on one connection of its own; with the `tokio` feature (on by default) the async ones
+//! (reqwest, tower) await the same commands ([`AsyncTokenStore`](reauth_core::AsyncTokenStore),
+//! offered through [`TokenStore::as_async`]) on redis-rs's `ConnectionManager`, which
+//! opens its connection on first use and reconnects after a failure, every answer bounded
+//! by the store's timeouts. The start-up read is always a blocking call.
+//!
 //! ```no_run
 //! use reauth_redis::{redis, RedisStore};
 //!
@@ -66,6 +73,8 @@ mod codec;
 mod error;
 mod scripts;
 mod store;
+#[cfg(feature = "tokio")]
+mod tokio;
 mod watch;
 
 pub use error::RedisStoreError;

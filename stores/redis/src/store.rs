@@ -10,6 +10,12 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+/// What each operation is called in errors.
+pub(crate) const OP_READ: &str = "reading the record";
+pub(crate) const OP_WRITE: &str = "writing the record";
+pub(crate) const OP_LEASE: &str = "taking the lease";
+pub(crate) const OP_RELEASE: &str = "giving the lease back";
+
 /// Used when none is configured: a Redis on the same network answers in well under this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// As above, for each command's answer.
@@ -34,10 +40,12 @@ const LONGEST_LEASE: Duration = Duration::from_secs(24 * 3600);
 ///   compare-and-delete script, so only its owner can. Redis expires it when the holder
 ///   dies or hangs; a holder that overran it cannot overwrite newer tokens, because its
 ///   write expects the version it read (the version is the fence).
-/// - **Connections** are redis-rs's: one connection, opened on first use with the connect
-///   timeout, every answer bounded by the response timeout. A connection that failed is
-///   dropped and the next call opens a new one; a kept connection found dead (Redis
-///   restarted) is replaced once at once, within the same call.
+/// - **Connections** are redis-rs's. Blocking calls share one connection, opened on first
+///   use with the connect timeout, every answer bounded by the response timeout; a
+///   connection that failed is dropped and the next call opens a new one, and a kept
+///   connection found dead (Redis restarted) is replaced once at once, within the same
+///   call. Awaited calls (feature `tokio`, the async adapters) go through redis-rs's
+///   `ConnectionManager` with the same timeouts, which reconnects by itself.
 /// - **Redis away** (down, unreachable, slow): every call fails with
 ///   [`RedisStoreError::Unavailable`] (kind [`Io`](reauth_core::StoreErrorKind::Io)) within
 ///   the timeouts. The session reports [`StoreFailed`](reauth_core::Event::StoreFailed),
@@ -68,6 +76,8 @@ pub struct RedisStore {
     connect_timeout: Duration,
     response_timeout: Duration,
     connection: Mutex<Option<Connection>>,
+    #[cfg(feature = "tokio")]
+    awaited: crate::tokio::Awaited,
     watchers: Watchers,
 }
 
@@ -130,6 +140,8 @@ impl RedisStoreBuilder {
             connect_timeout: non_zero(self.connect_timeout),
             response_timeout: non_zero(self.response_timeout),
             connection: Mutex::new(None),
+            #[cfg(feature = "tokio")]
+            awaited: crate::tokio::Awaited::default(),
             watchers: Watchers::default(),
         }
     }
@@ -172,6 +184,27 @@ impl RedisStore {
         &self.lease_key
     }
 
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub(crate) fn response_timeout(&self) -> Duration {
+        self.response_timeout
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn awaited(&self) -> &crate::tokio::Awaited {
+        &self.awaited
+    }
+
     /// Asks Redis for an answer: an error if it is not there.
     pub fn ping(&self) -> Result<(), RedisStoreError> {
         self.run("ping", |c, _| redis::cmd("PING").query::<()>(c))
@@ -179,11 +212,21 @@ impl RedisStore {
 
     /// Reads the record: `Ok(None)` if there is none.
     pub fn read_record(&self) -> Result<Option<Record>, RedisStoreError> {
-        let value = self.run("reading the record", |c, _| {
-            redis::cmd("HGETALL")
-                .arg(&self.record_key)
-                .query::<Value>(c)
-        });
+        let cmd = self.read_cmd();
+        let value = self.run(OP_READ, |c, _| cmd.query::<Value>(c));
+        self.read_reply(value)
+    }
+
+    pub(crate) fn read_cmd(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(&self.record_key);
+        cmd
+    }
+
+    pub(crate) fn read_reply(
+        &self,
+        value: Result<Value, RedisStoreError>,
+    ) -> Result<Option<Record>, RedisStoreError> {
         let value = value.map_err(|e| self.wrong_type(e))?;
         self.decode(pairs(value).ok_or_else(|| self.corrupt("not a hash"))?)
     }
@@ -193,6 +236,16 @@ impl RedisStore {
     /// renamed aside (`<record key>:corrupt`) and counts as none; a newer build's record
     /// is never overwritten.
     pub fn write_record(&self, expect: Expect, record: &Record) -> Result<Swap, RedisStoreError> {
+        let call = self.swap_call(expect, record);
+        let answer = self.run(OP_WRITE, |c, _| call.invoke::<Value>(c))?;
+        self.swap_reply(answer)
+    }
+
+    pub(crate) fn swap_call(
+        &self,
+        expect: Expect,
+        record: &Record,
+    ) -> redis::ScriptInvocation<'static> {
         let (mode, lineage, version) = match expect {
             Expect::Absent => ("absent", String::new(), String::new()),
             Expect::Version(l, v) => ("version", l.to_string(), v.to_string()),
@@ -208,7 +261,10 @@ impl RedisStore {
         for (name, value) in codec::encode(record, SystemTime::now()) {
             call.arg(name).arg(value);
         }
-        let answer = self.run("writing the record", |c, _| call.invoke::<Value>(c))?;
+        call
+    }
+
+    pub(crate) fn swap_reply(&self, answer: Value) -> Result<Swap, RedisStoreError> {
         let Value::Array(mut items) = answer else {
             return Err(self.corrupt("the swap script gave an unexpected answer"));
         };
@@ -240,23 +296,15 @@ impl RedisStore {
     /// Takes the refresh lease for `ttl` unless another holder's lease is still running.
     pub fn take_lease(&self, ttl: Duration) -> Result<Lease, RedisStoreError> {
         let owner = random_owner();
-        let ms = ttl.clamp(SHORTEST_LEASE, LONGEST_LEASE).as_millis() as u64;
-        let value = format!("{owner:032x}");
-        self.run("taking the lease", |c, retried| {
-            let set: Value = redis::cmd("SET")
-                .arg(&self.lease_key)
-                .arg(&value)
-                .arg("NX")
-                .arg("PX")
-                .arg(ms)
-                .query(c)?;
-            if !matches!(set, Value::Nil) {
+        let set = self.lease_cmd(owner, ttl);
+        self.run(OP_LEASE, |c, retried| {
+            if !matches!(set.query::<Value>(c)?, Value::Nil) {
                 return Ok(Lease::Granted(LeaseId(owner)));
             }
             // A first try lost with its connection may have set it already.
             if retried {
                 let held: Option<Vec<u8>> = redis::cmd("GET").arg(&self.lease_key).query(c)?;
-                if held.as_deref() == Some(value.as_bytes()) {
+                if held.as_deref() == Some(owner_text(owner).as_bytes()) {
                     return Ok(Lease::Granted(LeaseId(owner)));
                 }
             }
@@ -264,16 +312,28 @@ impl RedisStore {
         })
     }
 
+    /// `SET <lease> <owner> NX PX <ttl>`: nil if another holder's lease is running.
+    pub(crate) fn lease_cmd(&self, owner: u128, ttl: Duration) -> redis::Cmd {
+        let ms = ttl.clamp(SHORTEST_LEASE, LONGEST_LEASE).as_millis() as u64;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&self.lease_key)
+            .arg(owner_text(owner))
+            .arg("NX")
+            .arg("PX")
+            .arg(ms);
+        cmd
+    }
+
     /// Gives the lease back, if `lease` still holds it.
     pub fn give_back(&self, lease: LeaseId) -> Result<(), RedisStoreError> {
-        let owner = format!("{:032x}", lease.0);
-        self.run("giving the lease back", |c, _| {
-            scripts::RELEASE
-                .key(&self.lease_key)
-                .arg(&owner)
-                .invoke::<i64>(c)
-                .map(drop)
-        })
+        let call = self.release_call(lease);
+        self.run(OP_RELEASE, |c, _| call.invoke::<i64>(c).map(drop))
+    }
+
+    pub(crate) fn release_call(&self, lease: LeaseId) -> redis::ScriptInvocation<'static> {
+        let mut call = scripts::RELEASE.key(&self.lease_key);
+        call.arg(owner_text(lease.0));
+        call
     }
 
     /// Runs `f` on the connection, opening one if there is none. `f` is told whether this
@@ -392,10 +452,15 @@ fn pairs(v: Value) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     }
 }
 
+/// How a lease's owner is written in Redis.
+fn owner_text(owner: u128) -> String {
+    format!("{owner:032x}")
+}
+
 /// An owner id for a new lease: unique enough that two holders never share one. std's
 /// `RandomState` keys are random per process (and step per instance), so no random
 /// number crate is needed.
-fn random_owner() -> u128 {
+pub(crate) fn random_owner() -> u128 {
     let state = RandomState::new();
     let salt = (std::process::id(), Instant::now(), SystemTime::now());
     u128::from(state.hash_one(salt)) << 64 | u128::from(state.hash_one((salt, 1u8)))
@@ -425,6 +490,14 @@ impl TokenStore for RedisStore {
     fn watch(&self, changed: Changed) -> bool {
         self.watchers
             .add(changed, &self.client, &self.channel, self.connect_timeout)
+    }
+
+    /// With the `tokio` feature, the async adapters await the operations on a tokio
+    /// connection of redis-rs's (its `ConnectionManager`) rather than run the blocking ones
+    /// on a blocking thread.
+    #[cfg(feature = "tokio")]
+    fn as_async(&self) -> Option<&dyn reauth_core::AsyncTokenStore> {
+        Some(self)
     }
 }
 

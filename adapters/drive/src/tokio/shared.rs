@@ -2,7 +2,7 @@
 //! operations and refreshes spawned on a runtime, the timer task, parked requests.
 
 use super::runtime::Runtimes;
-use crate::{carry_out, Changes, Drive, Hub, Io, Next, Refresh};
+use crate::{carry_out, carry_out_async, Changes, Drive, Hub, Io, Next, Refresh};
 use reauth_core::{
     Attempt, Event, RefreshError, RefreshErrorKind, RefreshOutcome, RefreshToken, RefreshTrigger,
     Session, StoreCommand, StoreError, StoreOpId, TokenStore, WaiterId,
@@ -328,8 +328,20 @@ impl<A: Adapter> Io for Tasks<'_, A> {
         };
         runtime.spawn(async move {
             let store = shared.store.clone();
-            // A store may block (a file lock, fsync): off the runtime's workers.
-            let outcome = tokio::task::spawn_blocking(move || carry_out(&*store, &op))
+            // An async store is awaited here; one that may block (a file lock, fsync) runs
+            // off the runtime's workers. Either runs as a task of its own, so a panic in it
+            // is an error the session hears rather than an operation never answered.
+            let done = if store.as_async().is_some() {
+                tokio::spawn(async move {
+                    match store.as_async() {
+                        Some(awaited) => carry_out_async(awaited, &op).await,
+                        None => carry_out(&*store, &op),
+                    }
+                })
+            } else {
+                tokio::task::spawn_blocking(move || carry_out(&*store, &op))
+            };
+            let outcome = done
                 .await
                 .unwrap_or_else(|_| Err(StoreError::new("the token store panicked")));
             shared.with_hub(|d, now| d.session.handle_store(now, SystemTime::now(), id, outcome));
