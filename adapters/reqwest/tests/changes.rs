@@ -93,10 +93,13 @@ async fn a_refresh_on_one_client_is_adopted_by_the_other_without_a_401() {
     bounded(async {
         let (server, _store, a, b) = pair().await;
         let mut b_events = b.subscribe();
+        let mut a_events = a.subscribe();
         let before = b.snapshot().generation;
         a.invalidate(a.snapshot().generation);
         next_event(&mut b_events, |e| matches!(e, Event::Adopted { .. })).await;
         assert_ne!(b.snapshot().generation, before);
+        // The write B heard of is A's save, which A takes up once it returns.
+        next_event(&mut a_events, |e| matches!(e, Event::Refreshed { .. })).await;
         assert_eq!(b.snapshot().generation, a.snapshot().generation);
         let response = b.get(server.api_url("items/1")).send().await.unwrap();
         assert_eq!(response.status(), 200);
