@@ -320,7 +320,7 @@ impl AuthLayerBuilder {
     /// gRPC: refresh on `UNAUTHENTICATED` too
     /// ([`RefreshTrigger::Grpc`](reauth_core::RefreshTrigger::Grpc) replaces
     /// `Config::trigger`), and watch streamed responses' trailers for it (see
-    /// [`ResponseBody`]).
+    /// [`ResponseBody`](crate::ResponseBody)).
     pub fn grpc(mut self) -> Self {
         self.grpc = true;
         self
