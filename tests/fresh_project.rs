@@ -1,5 +1,7 @@
 //! The README's quickstarts compile in a fresh project whose Cargo.toml names only
-//! `reauth` (and tokio): every crate they use comes through the facade's re-exports.
+//! `reauth` (and tokio): every crate they use comes through the facade's re-exports. The
+//! tonic quickstart is the exception the README names: a gRPC client has tonic (and tower)
+//! of its own, so its block builds with the feature `tonic` on and those two added.
 //! Also: the README's state diagram is the core's.
 
 use std::path::{Path, PathBuf};
@@ -47,8 +49,13 @@ fn the_readme_quickstarts_compile_with_only_reauth_and_tokio() {
             "[package]\nname = \"fresh\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
              publish = false\n\n[workspace]\n\n[dependencies]\n\
              reauth = {{ path = {:?} }}\n\
-             tokio = {{ version = \"1\", features = [\"rt-multi-thread\", \"macros\"] }}\n",
-            root.display().to_string()
+             tokio = {{ version = \"1\", features = [\"rt-multi-thread\", \"macros\"] }}\n\
+             tonic = {{ version = \"0.14\", optional = true, default-features = false, \
+             features = [\"channel\"] }}\n\
+             tower = {{ version = \"0.5\", optional = true, default-features = false }}\n\n\
+             [features]\ntonic = [\"reauth/tonic\", \"dep:tonic\", \"dep:tower\"]\n{}",
+            root.display().to_string(),
+            tonic_bins(&blocks),
         ),
     )
     .unwrap();
@@ -72,27 +79,50 @@ fn the_readme_quickstarts_compile_with_only_reauth_and_tokio() {
         .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
         .unwrap_or_else(|| root.join("target"))
         .join("fresh-project");
-    let mut child = Command::new(&cargo)
-        .args(["check", "--offline", "--bins", "--quiet"])
-        .current_dir(dir.path())
-        .env("CARGO_TARGET_DIR", &target)
-        .spawn()
-        .expect("cargo check");
+    // First without the feature (the tonic block is skipped: it requires it), so every
+    // other block is shown to need only reauth and tokio; then the tonic block too.
     let deadline = Instant::now() + Duration::from_secs(900);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cargo check of the fresh project took over 15 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        status.success(),
-        "a README quickstart does not compile with only reauth and tokio (see above)"
-    );
+    for features in [&[][..], &["--features", "tonic"]] {
+        let mut child = Command::new(&cargo)
+            .args(["check", "--offline", "--bins", "--quiet"])
+            .args(features)
+            .current_dir(dir.path())
+            .env("CARGO_TARGET_DIR", &target)
+            .spawn()
+            .expect("cargo check");
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("cargo check of the fresh project took over 15 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert!(
+            status.success(),
+            "a README quickstart does not compile with only reauth and tokio {features:?} \
+             (see above)"
+        );
+    }
+}
+
+/// `[[bin]]` entries for the blocks that use tonic: built only with the feature `tonic`.
+fn tonic_bins(blocks: &[String]) -> String {
+    let tonic: Vec<_> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.contains("tonic::"))
+        .map(|(i, _)| {
+            format!(
+                "\n[[bin]]\nname = \"quickstart{i}\"\npath = \"src/bin/quickstart{i}.rs\"\n\
+                 required-features = [\"tonic\"]\n"
+            )
+        })
+        .collect();
+    assert_eq!(tonic.len(), 1, "the README has one tonic quickstart");
+    tonic.concat()
 }
 
 #[test]

@@ -33,10 +33,14 @@ pub struct ReplayBody {
 }
 
 enum Kind {
-    /// Chunks held in memory, then trailers.
+    /// Chunks held in memory from `next` on, then trailers. `exact`: the caller's body
+    /// knew its length (a body that did not gets no length from us either, so hyper adds
+    /// no `content-length` that the raw client would not have sent).
     Chunks {
-        chunks: VecDeque<Bytes>,
+        chunks: Chunks,
+        next: usize,
         trailers: Option<HeaderMap>,
+        exact: bool,
     },
     /// Chunks already taken from `rest`, then `rest` itself, recorded into `tape`.
     Streaming {
@@ -61,7 +65,7 @@ impl std::fmt::Debug for ReplayBody {
 
 impl From<Bytes> for ReplayBody {
     fn from(bytes: Bytes) -> Self {
-        Self::chunks(VecDeque::from([bytes]), None)
+        Self::chunks(Chunks::from_vec(vec![bytes]), None, true)
     }
 }
 
@@ -79,10 +83,67 @@ impl From<ReplayBody> for UnsyncBoxBody<Bytes, BoxError> {
 }
 
 impl ReplayBody {
-    fn chunks(chunks: VecDeque<Bytes>, trailers: Option<HeaderMap>) -> Self {
-        let chunks = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+    fn chunks(chunks: Chunks, trailers: Option<HeaderMap>, exact: bool) -> Self {
         Self {
-            kind: Kind::Chunks { chunks, trailers },
+            kind: Kind::Chunks {
+                chunks,
+                next: 0,
+                trailers,
+                exact,
+            },
+        }
+    }
+}
+
+/// Chunks in memory, shared by the first send and every replay. None or one chunk (the
+/// common bodies) needs no allocation.
+#[derive(Clone)]
+enum Chunks {
+    None,
+    One(Bytes),
+    Many(Arc<[Bytes]>),
+}
+
+impl Chunks {
+    /// The non-empty ones of `chunks`.
+    fn from_vec(mut chunks: Vec<Bytes>) -> Self {
+        chunks.retain(|c| !c.is_empty());
+        match chunks.len() {
+            0 => Chunks::None,
+            1 => Chunks::One(chunks.swap_remove(0)),
+            _ => Chunks::Many(chunks.into()),
+        }
+    }
+
+    /// The chunk at `*next`, moved out if it is the only one, and the cursor moved on.
+    fn take(&mut self, next: &mut usize) -> Option<Bytes> {
+        match self {
+            Chunks::None => None,
+            Chunks::One(_) => match std::mem::replace(self, Chunks::None) {
+                Chunks::One(chunk) => Some(chunk),
+                _ => None,
+            },
+            Chunks::Many(chunks) => {
+                let chunk = chunks.get(*next).cloned();
+                *next += 1;
+                chunk
+            }
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&Bytes> {
+        match self {
+            Chunks::None => None,
+            Chunks::One(chunk) => (i == 0).then_some(chunk),
+            Chunks::Many(chunks) => chunks.get(i),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Chunks::None => 0,
+            Chunks::One(_) => 1,
+            Chunks::Many(chunks) => chunks.len(),
         }
     }
 }
@@ -177,6 +238,35 @@ impl Tape {
     }
 }
 
+/// The chunks a body had ready, in order: the first one needs no allocation.
+#[derive(Default)]
+struct Gathered {
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+}
+
+impl Gathered {
+    fn push(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.more.push(chunk);
+        }
+    }
+
+    fn into_chunks(self) -> Chunks {
+        match self.first {
+            None => Chunks::None,
+            Some(first) if self.more.is_empty() => Chunks::One(first),
+            Some(first) => Chunks::Many(std::iter::once(first).chain(self.more).collect()),
+        }
+    }
+
+    fn into_prefix(self) -> VecDeque<Bytes> {
+        self.first.into_iter().chain(self.more).collect()
+    }
+}
+
 /// A request's body as the request future keeps it: the body for the first send, and
 /// where a replay's body comes from.
 pub(crate) struct Prepared {
@@ -185,7 +275,7 @@ pub(crate) struct Prepared {
 }
 
 enum Replay {
-    Chunks(Vec<Bytes>, Option<HeaderMap>),
+    Chunks(Chunks, Option<HeaderMap>, bool),
     Tape(Arc<TapeCell>),
     Never,
 }
@@ -198,27 +288,67 @@ impl Prepared {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let mut body = Box::pin(body);
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let mut chunks = VecDeque::new();
-        let mut trailers = None;
-        let mut size = 0usize;
         // Bodies of a known length that are ready at once are in memory already: taking
         // them in whole costs nothing, whatever their size. Others stop at the cap.
-        let known = body.size_hint().exact().is_some();
+        let exact = body.size_hint().exact().is_some();
+        if body.is_end_stream() {
+            return Self::complete(Gathered::default(), None, exact);
+        }
+        // tonic's body is boxed already and `Unpin`: polled where it is, not boxed again.
+        #[cfg(feature = "tonic")]
+        let body = {
+            let mut slot = Some(body);
+            let any: &mut dyn std::any::Any = &mut slot;
+            if let Some(tonic) = any
+                .downcast_mut::<Option<tonic::body::Body>>()
+                .and_then(Option::take)
+            {
+                return Self::take_in(tonic, cap, exact, |rest| {
+                    rest.map_err(Into::into).boxed_unsync()
+                });
+            }
+            let Some(body) = slot else {
+                unreachable!("only a successful downcast empties the slot")
+            };
+            body
+        };
+        // Any other body is boxed once, for the polls here and for streaming the rest.
+        Self::take_in(
+            body.map_err(Into::into).boxed_unsync(),
+            cap,
+            exact,
+            |rest| rest,
+        )
+    }
+
+    fn take_in<U>(
+        mut body: U,
+        cap: usize,
+        exact: bool,
+        boxed: impl FnOnce(U) -> UnsyncBoxBody<Bytes, BoxError>,
+    ) -> Self
+    where
+        U: Body<Data = Bytes> + Unpin,
+        U::Error: Into<BoxError>,
+    {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut chunks = Gathered::default();
+        let mut trailers = None;
+        let mut size = 0usize;
         loop {
             if body.is_end_stream() {
-                return Self::complete(chunks, trailers);
+                return Self::complete(chunks, trailers, exact);
             }
-            if !known && size > cap {
+            if !exact && size > cap {
                 break;
             }
-            match body.as_mut().poll_frame(&mut cx) {
-                Poll::Ready(None) => return Self::complete(chunks, trailers),
+            match Pin::new(&mut body).poll_frame(&mut cx) {
+                Poll::Ready(None) => return Self::complete(chunks, trailers, exact),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => {}
                     Ok(data) => {
                         size = size.saturating_add(data.len());
-                        chunks.push_back(data);
+                        chunks.push(data);
                     }
                     Err(frame) => {
                         if let Ok(t) = frame.into_trailers() {
@@ -237,13 +367,13 @@ impl Prepared {
                 Poll::Pending => break,
             }
         }
-        let tape = TapeCell::new(cap, &chunks);
-        let rest = body.map_err(Into::into).boxed_unsync();
+        let prefix = chunks.into_prefix();
+        let tape = TapeCell::new(cap, &prefix);
         Self {
             first: Some(ReplayBody {
                 kind: Kind::Streaming {
-                    prefix: chunks,
-                    rest,
+                    prefix,
+                    rest: boxed(body),
                     tape: tape.clone(),
                 },
             }),
@@ -251,10 +381,11 @@ impl Prepared {
         }
     }
 
-    fn complete(chunks: VecDeque<Bytes>, trailers: Option<HeaderMap>) -> Self {
+    fn complete(chunks: Gathered, trailers: Option<HeaderMap>, exact: bool) -> Self {
+        let chunks = chunks.into_chunks();
         Self {
-            replay: Replay::Chunks(chunks.iter().cloned().collect(), trailers.clone()),
-            first: Some(ReplayBody::chunks(chunks, trailers)),
+            first: Some(ReplayBody::chunks(chunks.clone(), trailers.clone(), exact)),
+            replay: Replay::Chunks(chunks, trailers, exact),
         }
     }
 
@@ -264,16 +395,16 @@ impl Prepared {
             return Some(first);
         }
         match &self.replay {
-            Replay::Chunks(chunks, trailers) => Some(ReplayBody::chunks(
-                chunks.iter().cloned().collect(),
-                trailers.clone(),
-            )),
+            Replay::Chunks(chunks, trailers, exact) => {
+                Some(ReplayBody::chunks(chunks.clone(), trailers.clone(), *exact))
+            }
             Replay::Tape(cell) => {
                 let mut tape = cell.lock();
                 if tape.state == TapeState::Complete {
                     return Some(ReplayBody::chunks(
-                        tape.chunks.iter().cloned().collect(),
+                        Chunks::from_vec(tape.chunks.clone()),
                         tape.trailers.clone(),
+                        true,
                     ));
                 }
                 let (unsent, rest) = tape
@@ -365,7 +496,12 @@ impl Body for ReplayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
-            Kind::Chunks { chunks, trailers } => Poll::Ready(match chunks.pop_front() {
+            Kind::Chunks {
+                chunks,
+                next,
+                trailers,
+                ..
+            } => Poll::Ready(match chunks.take(next) {
                 Some(chunk) => Some(Ok(Frame::data(chunk))),
                 None => trailers.take().map(|t| Ok(Frame::trailers(t))),
             }),
@@ -405,7 +541,12 @@ impl Body for ReplayBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Chunks { chunks, trailers } => chunks.is_empty() && trailers.is_none(),
+            Kind::Chunks {
+                chunks,
+                next,
+                trailers,
+                ..
+            } => *next >= chunks.len() && trailers.is_none(),
             Kind::Streaming { prefix, rest, tape } => {
                 let end = prefix.is_empty() && rest.is_end_stream();
                 if end {
@@ -421,9 +562,18 @@ impl Body for ReplayBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Chunks { chunks, .. } => {
-                SizeHint::with_exact(chunks.iter().map(|c| c.len() as u64).sum())
-            }
+            Kind::Chunks {
+                chunks,
+                next,
+                exact: true,
+                ..
+            } => SizeHint::with_exact(
+                (*next..chunks.len())
+                    .filter_map(|i| chunks.get(i))
+                    .map(|c| c.len() as u64)
+                    .sum(),
+            ),
+            Kind::Chunks { exact: false, .. } => SizeHint::default(),
             Kind::Streaming { prefix, rest, .. } => {
                 let before: u64 = prefix.iter().map(|c| c.len() as u64).sum();
                 let rest = rest.size_hint();

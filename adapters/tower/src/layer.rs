@@ -3,7 +3,6 @@
 use crate::body::ReplayBody;
 use crate::drive::{Shared, Tower};
 use crate::error::BuildError;
-use crate::grpc::ResponseBody;
 use crate::source::{default_token_service, token_service, TokenService};
 use bytes::Bytes;
 use http::{Request, Response};
@@ -17,8 +16,7 @@ use reauth_core::{
 use reauth_drive::tokio::Source;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::broadcast;
 use tower::{BoxError, Layer, Service};
@@ -150,11 +148,12 @@ impl<O> AuthLayer<O> {
     }
 }
 
-impl<S, O> Layer<S> for AuthLayer<O> {
+impl<S: Clone, O> Layer<S> for AuthLayer<O> {
     type Service = AuthService<S, O>;
 
     fn layer(&self, inner: S) -> AuthService<S, O> {
         AuthService {
+            spare: Arc::new(Mutex::new(inner.clone())),
             inner,
             shared: self.shared.clone(),
             body: PhantomData,
@@ -165,12 +164,17 @@ impl<S, O> Layer<S> for AuthLayer<O> {
 /// The service [`AuthLayer`] makes: `S` with the session in front of every request.
 ///
 /// It takes `http::Request<B>` for any body `B` with `Bytes` data, and hands `S` an
-/// `http::Request<O>` made from a [`ReplayBody`]. Readiness is `S`'s own; the
-/// refresh and any waiting happen inside the response future (never in `poll_ready`),
-/// which is `Send` and owns a clone of `S` (the ready one: the clone-and-swap pattern).
-/// Errors are [`BoxError`]s: `S`'s own, or a [`crate::Error`].
+/// `http::Request<O>` made from a [`ReplayBody`]. Readiness is `S`'s own. With a valid
+/// token, `call` sends the request on the ready `S` at once and the response future is
+/// `S`'s own wrapped (nothing boxed, no service cloned). The refresh and any waiting
+/// happen inside the response future (never in `poll_ready`), which is `Send`; a request
+/// that waits or is replayed is sent on a clone of `S`, polled ready first (`S` itself
+/// keeps its readiness for the next `call`). Errors are [`BoxError`]s: `S`'s own, or a
+/// [`crate::Error`].
 pub struct AuthService<S, O = ReplayBody> {
     inner: S,
+    /// Where waiting and replayed requests clone their service from.
+    spare: Arc<Mutex<S>>,
     shared: Arc<Shared>,
     body: PhantomData<fn() -> O>,
 }
@@ -179,6 +183,7 @@ impl<S: Clone, O> Clone for AuthService<S, O> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
+            spare: self.spare.clone(),
             shared: self.shared.clone(),
             body: PhantomData,
         }
@@ -194,10 +199,6 @@ impl<S: std::fmt::Debug, O> std::fmt::Debug for AuthService<S, O> {
     }
 }
 
-/// The response future of [`AuthService`].
-pub type ResponseFuture<R> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<R>>, BoxError>> + Send>>;
-
 impl<S, O, B, R> Service<Request<B>> for AuthService<S, O>
 where
     S: Service<Request<O>, Response = Response<R>> + Clone + Send + 'static,
@@ -209,20 +210,16 @@ where
     R: Body + Send + 'static,
     R::Data: Send,
 {
-    type Response = Response<ResponseBody<R>>;
+    type Response = Response<crate::ResponseBody<R>>;
     type Error = BoxError;
-    type Future = ResponseFuture<R>;
+    type Future = crate::ResponseFuture<S, O, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The ready service goes with the request; this one keeps a fresh clone, which
-        // must be polled ready again.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(crate::request::run(self.shared.clone(), request, inner))
+        crate::request::start(&self.shared, &self.spare, &mut self.inner, request)
     }
 }
 
@@ -323,7 +320,7 @@ impl AuthLayerBuilder {
     /// gRPC: refresh on `UNAUTHENTICATED` too
     /// ([`RefreshTrigger::Grpc`](reauth_core::RefreshTrigger::Grpc) replaces
     /// `Config::trigger`), and watch streamed responses' trailers for it (see
-    /// [`ResponseBody`]).
+    /// [`ResponseBody`](crate::ResponseBody)).
     pub fn grpc(mut self) -> Self {
         self.grpc = true;
         self

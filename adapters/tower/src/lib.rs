@@ -72,5 +72,6 @@ mod source;
 pub use body::ReplayBody;
 pub use error::{BuildError, Error};
 pub use grpc::ResponseBody;
-pub use layer::{AuthLayer, AuthLayerBuilder, AuthService, ResponseFuture, DEFAULT_BODY_LIMIT};
+pub use layer::{AuthLayer, AuthLayerBuilder, AuthService, DEFAULT_BODY_LIMIT};
 pub use reauth_drive::tokio::RefreshFuture;
+pub use request::ResponseFuture;

@@ -18,10 +18,11 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use pb::items_client::ItemsClient;
 use pb::items_server::{Items, ItemsServer};
 use pb::{Item, ItemRequest};
-use reauth_core::Origin;
+use reauth_core::{Config, Event, Origin};
 use reauth_testkit::{ServerConfig, TestServer};
 use reauth_tower::{AuthLayer, AuthService};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -36,11 +37,14 @@ struct Api {
     check_url: String,
     /// Told when a delayed check begins.
     delayed: Arc<Notify>,
+    /// UNAUTHENTICATED answers given.
+    refused: Arc<AtomicU64>,
 }
 
 impl Api {
     async fn authorize<T>(&self, request: &Request<T>, delay_ms: u32) -> Result<(), Status> {
         let Some(token) = request.metadata().get("authorization") else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(Status::unauthenticated("no token"));
         };
         if delay_ms > 0 {
@@ -57,7 +61,10 @@ impl Api {
             .map_err(|_| Status::unavailable("the token check failed"))?;
         match answer.status().as_u16() {
             200 => Ok(()),
-            401 => Err(Status::unauthenticated("token refused")),
+            401 => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Status::unauthenticated("token refused"))
+            }
             other => Err(Status::internal(format!("token check answered {other}"))),
         }
     }
@@ -107,21 +114,31 @@ struct Grpc {
     layer: AuthLayer,
     client: ItemsClient<AuthService<Channel, tonic::body::Body>>,
     delayed: Arc<Notify>,
+    /// UNAUTHENTICATED answers the gRPC server gave.
+    refused: Arc<AtomicU64>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 async fn setup() -> Grpc {
-    let server = TestServer::start(ServerConfig::default()).await.unwrap();
+    setup_with(ServerConfig::default(), |_| {}).await
+}
+
+/// A gRPC server and a logged-in layer, the testkit started with `server_config` and the
+/// session's config adjusted by `tweak`.
+async fn setup_with(server_config: ServerConfig, tweak: impl FnOnce(&mut Config)) -> Grpc {
+    let server = TestServer::start(server_config).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     let mut checker = Client::builder(hyper_util::rt::TokioExecutor::new());
     checker.http2_only(true);
     let delayed = Arc::new(Notify::new());
+    let refused = Arc::new(AtomicU64::new(0));
     let api = Api {
         http: checker.build_http(),
         check_url: server.api_url("items/1"),
         delayed: delayed.clone(),
+        refused: refused.clone(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -139,6 +156,7 @@ async fn setup() -> Grpc {
     // The token endpoint is the testkit's; the gRPC API is another origin, the allowed one.
     let mut config = session_config(&server);
     config.allowed_origins = vec![Origin::parse(&origin).unwrap()];
+    tweak(&mut config);
     let layer = AuthLayer::builder(config)
         .oauth2(grant(&server))
         .grpc()
@@ -160,6 +178,7 @@ async fn setup() -> Grpc {
         layer,
         client: ItemsClient::new(service),
         delayed,
+        refused,
         stop,
         task,
     }
@@ -312,6 +331,57 @@ async fn a_stale_unauthenticated_is_replayed_without_a_refresh() {
             (1, 2, 2),
             "{stats:?}"
         );
+        g.shutdown().await;
+    })
+    .await;
+}
+
+/// Proactive refresh: a token near its expiry is replaced in the background while calls
+/// flow, before any call is refused. The next call carries the new token (the testkit
+/// revokes the old one on rotation, so the old one would be refused) and the server never
+/// answered UNAUTHENTICATED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_near_expiry_is_refreshed_before_any_unauthenticated() {
+    bounded(async {
+        // Tokens live 2 s: with a refresh window longer than that, the stale window opens
+        // at half the lifetime (never earlier), 1 s after the login.
+        let g = setup_with(
+            ServerConfig::default()
+                .with_access_token_lifetime(Duration::from_secs(2))
+                .with_access_revoked_on_rotation(true),
+            |c| {
+                c.leeway = Duration::from_millis(500);
+                c.refresh_window = Duration::from_secs(30);
+            },
+        )
+        .await;
+        g.server.reset_stats();
+        let mut events = g.layer.subscribe();
+        // A call: requests are flowing, so the stale-window timer refreshes.
+        assert_eq!(get(g.client.clone(), 1).await, Ok(1));
+        assert_eq!(g.layer.snapshot().generation.get(), 1);
+        loop {
+            match events.recv().await.unwrap() {
+                Event::Refreshed { .. } => break,
+                Event::RefreshFailed { .. } | Event::LoggedOut { .. } => {
+                    panic!("the proactive refresh failed")
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(g.layer.snapshot().generation.get(), 2);
+        assert_eq!(get(g.client.clone(), 2).await, Ok(2));
+        let stats = g.server.stats();
+        assert_eq!(stats.token_calls, 1, "{stats:?}");
+        assert_eq!(
+            stats.api_status(401),
+            0,
+            "a call met a refused token: {stats:?}"
+        );
+        assert_eq!(stats.api_status(200), 2, "{stats:?}");
+        // Two tokens reached the API: the login's, then the refreshed one.
+        assert_eq!(stats.tokens_seen("/api/items/{id}"), 2, "{stats:?}");
+        assert_eq!(g.refused.load(Ordering::Relaxed), 0);
         g.shutdown().await;
     })
     .await;

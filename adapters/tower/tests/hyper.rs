@@ -264,4 +264,44 @@ async fn bodies_under_the_cap_are_replayed_and_over_it_are_not() {
     .await;
 }
 
+/// A token service of the caller's own (`token_service`): the refresh goes through it,
+/// not through the layer's default client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_goes_through_a_token_service_of_the_callers() {
+    bounded(async {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
+        let token_service = {
+            let seen = seen.clone();
+            tower::service_fn(move |request: http::Request<Full<Bytes>>| {
+                seen.lock().unwrap().push(request.uri().to_string());
+                client.request(request)
+            })
+        };
+        let s = setup(Protocol::Http1, ServerConfig::default(), |b| {
+            b.token_service(token_service)
+        })
+        .await;
+        let url = s.server.api_url("items/1");
+        assert_eq!(send(s.service.clone(), get(&url)).await.unwrap().0, 200);
+        assert!(seen.lock().unwrap().is_empty(), "no refresh yet");
+        s.server.expire_access_tokens();
+        s.server.reset_stats();
+        assert_eq!(send(s.service.clone(), get(&url)).await.unwrap().0, 200);
+        assert_eq!(*seen.lock().unwrap(), [s.server.token_url()]);
+        let stats = s.server.stats();
+        assert_eq!(
+            (stats.token_calls, stats.refresh_grants),
+            (1, 1),
+            "{stats:?}"
+        );
+        assert_eq!(s.layer.snapshot().generation.get(), 2);
+        s.server.shutdown().await;
+    })
+    .await;
+}
+
 use http_body_util::BodyExt as _;
+use std::sync::{Arc, Mutex};
