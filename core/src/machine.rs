@@ -321,7 +321,14 @@ impl Session {
     /// record's absolute expiry into a lifetime. Call it before anything else.
     pub fn restore(&mut self, now: Instant, wall: SystemTime, record: Option<Record>) {
         let now = self.clock(now);
-        let Some(record) = record else { return };
+        if let Some(record) = record {
+            self.take_up(now, wall, record);
+        }
+    }
+
+    /// Takes up `record` whole, as this session's own: at start-up, or when a session
+    /// that never had tokens hears of one.
+    fn take_up(&mut self, now: Instant, wall: SystemTime, record: Record) {
         self.abandon_episode();
         self.release_lease();
         self.lineage = Some(record.lineage);
@@ -531,7 +538,9 @@ impl Session {
     /// refresh episode would. Waiting for another process's lease, the poll read happens
     /// now instead of at the next retry. With tokens and no episode under way, a newer
     /// record of this login is adopted (queued requests resume with it), a tombstone logs
-    /// out, and another login's record logs out as superseded. While an episode leases,
+    /// out, and another login's record logs out as superseded. A session that never had
+    /// tokens (empty: the start-up read failed or found nothing) takes up the record as
+    /// a start-up read would have, with [`Event::Adopted`]. While an episode leases,
     /// reads, calls or saves it does nothing: the episode reads or compares-and-swaps
     /// anyway. Repeated notifications while a read is queued cost no extra read.
     pub fn handle_changed(&mut self, now: Instant) {
@@ -893,12 +902,14 @@ impl Session {
 
     /// Tokens and no episode under way: what a change notification may act on.
     fn checkable(&self) -> bool {
-        self.tokens.is_some()
-            && self.state.step().is_none()
-            && matches!(
-                self.state,
-                State::Valid { .. } | State::Backoff | State::Expired
-            )
+        self.state.step().is_none()
+            && match self.state {
+                State::Valid { .. } | State::Backoff | State::Expired => self.tokens.is_some(),
+                // Never had tokens (the start-up read failed or found none): what another
+                // process wrote since is what that read would have found.
+                State::Empty => true,
+                State::Refreshing { .. } | State::LoggedOut { .. } => false,
+            }
     }
 
     /// The record as read on a change notification, outside any episode: the same
@@ -906,6 +917,16 @@ impl Session {
     fn checked(&mut self, now: Instant, wall: SystemTime, record: Option<Record>) {
         let Some(record) = record else { return };
         if !self.checkable() {
+            return;
+        }
+        if matches!(self.state, State::Empty) {
+            let tokens = record.tokens().is_some();
+            self.take_up(now, wall, record);
+            if tokens {
+                self.push(Command::Event(Event::Adopted {
+                    generation: self.generation(),
+                }));
+            }
             return;
         }
         if Some(record.lineage) != self.lineage {

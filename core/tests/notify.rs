@@ -149,15 +149,44 @@ fn another_login_in_the_store_supersedes_an_idle_process() {
 }
 
 #[test]
-fn logged_out_or_empty_sessions_read_nothing() {
-    let mut empty = Sim::new(config());
-    empty.show_store = true;
-    empty.s.handle_changed(empty.now);
-    assert_eq!(empty.drain(), Vec::<String>::new());
+fn a_logged_out_session_reads_nothing() {
     let mut a = Sim::logged_in(Some(3600));
     a.s.logout(a.now);
     a.drain();
     a.show_store = true;
     a.s.handle_changed(a.now);
     assert_eq!(a.drain(), Vec::<String>::new());
+}
+
+#[test]
+fn a_session_that_never_had_tokens_takes_up_what_another_process_wrote() {
+    // b started before anything was in the store (or while it could not be read).
+    let a = Sim::new(config());
+    let mut b = Sim::new(config());
+    b.store = a.store.clone();
+    b.show_store = true;
+    b.s.handle_changed(b.now);
+    assert_eq!(b.drain(), vec!["store Read"]);
+    assert_eq!(b.s.phase(), Phase::Empty, "an empty store leaves it empty");
+    // Another process logs in: b takes its tokens up at the notification.
+    let mut a = Sim::logged_in(Some(3600));
+    b.store = a.store.clone();
+    b.s.handle_changed(b.now);
+    let out = b.drain();
+    assert_eq!(
+        out,
+        vec![
+            "store Read".to_string(),
+            format!("event adopted {}", b.s.generation())
+        ]
+    );
+    assert_eq!(b.s.phase(), Phase::Valid);
+    let z = b.send();
+    assert_eq!(z.generation(), b.s.generation());
+    // And follows that login from then on: a's logout logs b out.
+    a.s.logout(a.now);
+    a.drain();
+    b.s.handle_changed(b.now);
+    b.drain();
+    assert_eq!(b.s.phase(), Phase::LoggedOut);
 }

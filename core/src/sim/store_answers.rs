@@ -27,7 +27,10 @@ impl World {
         let checked = matches!(op, StoreCommand::Read)
             && !stale
             && check
-            && matches!(snap.phase, Phase::Valid | Phase::Backoff | Phase::Expired);
+            && matches!(
+                snap.phase,
+                Phase::Valid | Phase::Backoff | Phase::Expired | Phase::Empty
+            );
         let leased = self
             .store
             .lease(now)
@@ -82,6 +85,10 @@ impl World {
             .as_ref()
             .filter(|_| read && leased)
             .map(|r| model::predict(r.as_ref(), snap.lineage, snap.version, wall));
+        if let (true, Phase::Empty, Some(Some(r))) = (checked, snap.phase, &record) {
+            // A session that never had tokens takes up the record it reads.
+            self.nodes[n].lineage = Some(r.lineage);
+        }
         self.nodes[n].session.handle_store(now, wall, id, outcome);
         let seen = self.drain(n)?;
         if let Some(Some(r)) = record.as_ref().filter(|_| read || checked) {

@@ -213,7 +213,7 @@ impl World {
                     let check = matches!(op, StoreCommand::Read)
                         && matches!(
                             node.session.phase(),
-                            Phase::Valid | Phase::Backoff | Phase::Expired
+                            Phase::Valid | Phase::Backoff | Phase::Expired | Phase::Empty
                         );
                     if self.rng.chance(self.knobs.immediate_percent) {
                         let more = self.answer_store(n, id, op, false, check)?;

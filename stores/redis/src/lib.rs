@@ -66,6 +66,10 @@
 //! the tokens it holds, and refreshes single-flight within its own process until Redis
 //! answers again; nothing is logged out because Redis is away. A Redis restarted without
 //! persistence has lost the record: the next refresh writes it anew.
+//!
+//! Redis away when a replica starts: [`RedisStoreBuilder::connect`] fails with a typed
+//! error; [`RedisStoreBuilder::build`] lets the replica start without tokens, and it takes
+//! up the fleet's login from the change notification once Redis is back.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -126,8 +126,9 @@ impl RedisStoreBuilder {
     }
 
     /// The store, connecting on first use: a client built with it while Redis is away
-    /// starts logged out and says why (its `store_load_error`), and works once Redis
-    /// is back and someone logs in.
+    /// starts without tokens and says why (its `store_load_error`), and takes up the
+    /// fleet's login from the change notification once Redis is back (or its own, if
+    /// it logs in first).
     pub fn build(self) -> RedisStore {
         let key = |suffix: &str| format!("{}{}:{suffix}", self.prefix, self.session);
         RedisStore {
